@@ -91,7 +91,7 @@ def build_script(steps: Sequence[Step], nonce: str, budget_s: float) -> bytes:
         f"N={nonce}",
         f"ORCH_BUDGET={max(1, int(budget_s))}",
         _PRELUDE.strip(),
-        f"printf '%s:%s:HELLO\\n' \"$M\" \"$N\"",
+        'printf \'%s:%s:HELLO\\n\' "$M" "$N"',
     ]
     for step in steps:
         if not _STEP_NAME.match(step.name):
@@ -100,8 +100,10 @@ def build_script(steps: Sequence[Step], nonce: str, budget_s: float) -> bytes:
             raise ValueError(f"duplicate step name {step.name!r}")
         seen.add(step.name)
         limit = max(1, int(round(step.timeout_s)))
-        lines.append(f"orch_step {step.name} {limit} {int(step.max_bytes)} {_sh_quote(step.command)}")
-    lines.append("printf '%s:%s:DONE\\n' \"$M\" \"$N\"")
+        lines.append(
+            f"orch_step {step.name} {limit} {int(step.max_bytes)} {_sh_quote(step.command)}"
+        )
+    lines.append('printf \'%s:%s:DONE\\n\' "$M" "$N"')
     return ("\n".join(lines) + "\n").encode()
 
 
