@@ -165,6 +165,8 @@ class DeviceReport:
     started_at: datetime | None = None
     finished_at: datetime | None = None
     output_truncated: bool = False
+    network_cause: str | None = None
+    """Set when a network-wide pattern explains this device's problem (the network, not the device)."""
 
     @property
     def root_causes(self) -> tuple[str, ...]:
