@@ -1,0 +1,83 @@
+"""Batching, durable result writer: many devices per transaction, none reported before stored.
+
+``await writer.put(report)`` returns only after the report is committed. Reports that complete
+close together share one transaction, so storage keeps up with thousands of devices a minute
+while a crash still loses at most the devices whose ``put`` had not returned.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+
+from orchestrator.models import DeviceReport
+
+SaveBatch = Callable[[Sequence[DeviceReport]], None]
+
+
+class BatchingWriter:
+    """Collects reports and saves them in batches on one background thread."""
+
+    def __init__(self, save: SaveBatch, *, max_batch: int = 200, max_delay_s: float = 0.05):
+        self._save = save
+        self._max_batch = max_batch
+        self._max_delay_s = max_delay_s
+        self._pending: list[tuple[DeviceReport, asyncio.Future[None]]] = []
+        self._wakeup = asyncio.Event()
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="orch-store")
+        self._task: asyncio.Task[None] | None = None
+        self._closing = False
+        self.saved = 0
+
+    async def put(self, report: DeviceReport) -> None:
+        """Queue one report and wait until it is stored (raises if storing failed)."""
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(self._flush_loop())
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._pending.append((report, future))
+        if len(self._pending) >= self._max_batch:
+            self._wakeup.set()
+        await asyncio.shield(future)
+
+    async def _flush_loop(self) -> None:
+        while not self._closing or self._pending:
+            if not self._pending:
+                self._wakeup.clear()
+                await self._wakeup.wait()
+                continue
+            if len(self._pending) < self._max_batch and not self._closing:
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(self._wakeup.wait(), self._max_delay_s)
+                self._wakeup.clear()
+            await self._flush()
+
+    async def _flush(self) -> None:
+        batch, self._pending = self._pending, []
+        if not batch:
+            return
+        loop = asyncio.get_running_loop()
+        try:
+            await loop.run_in_executor(self._executor, self._save, [r for r, _ in batch])
+        except BaseException as exc:  # surfaced to every waiting put()
+            for _, future in batch:
+                if not future.done():
+                    future.set_exception(exc)
+            if isinstance(exc, asyncio.CancelledError):
+                raise
+            return
+        self.saved += len(batch)
+        for _, future in batch:
+            if not future.done():
+                future.set_result(None)
+
+    async def close(self) -> None:
+        """Store everything still pending, then stop the background thread."""
+        self._closing = True
+        self._wakeup.set()
+        if self._task is not None:
+            await self._task
+        elif self._pending:
+            await self._flush()
+        self._executor.shutdown(wait=True)
