@@ -1,0 +1,412 @@
+"""Run one script per device over SSH: connect (directly, through a gateway, or via the balena
+proxy), write the script to the remote command's stdin, and stream its stdout back as bytes.
+
+The transport moves bytes and never parses them. Keys and known_hosts are read once into objects
+and one ``asyncssh.SSHClientConnectionOptions`` is reused for every connection (DESIGN 8): giving
+asyncssh file paths instead makes it re-read and re-validate them on every connection.
+
+Host keys are checked against known_hosts by default; an unknown host is an error, never a silent
+trust-on-first-use. ``insecure_no_host_key_check`` turns checking off and logs a loud warning.
+
+Device problems never raise: ``run_script`` returns a ``ScriptResult`` whose ``error`` says what
+went wrong, keeping whatever output had arrived.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import resource
+import time
+from contextlib import AsyncExitStack, suppress
+from dataclasses import dataclass, field
+
+import asyncssh
+
+from orchestrator.errors import ConfigError, TransportError
+from orchestrator.models import Route
+from orchestrator.transport.errors_map import (
+    auth_error,
+    classify_error,
+    hop_name,
+    hostkey_error,
+    one_line,
+    proxy_refusal,
+    timeout_error,
+)
+
+__all__ = [
+    "SSHSettings",
+    "ScriptResult",
+    "SSHTransport",
+    "classify_error",
+    "raise_nofile_limit",
+]
+
+log = logging.getLogger("orchestrator.transport")
+
+DEFAULT_KEY_NAMES = ("id_ed25519", "id_ecdsa", "id_rsa")
+STDERR_KEEP_BYTES = 64 * 1024
+READ_CHUNK = 64 * 1024
+CLOSE_GRACE_S = 2.0
+
+
+@dataclass(frozen=True)
+class SSHSettings:
+    """How to authenticate, verify hosts and bound time and output for every device."""
+
+    key_files: tuple[str, ...] = ()
+    """Private key files; empty means ~/.ssh/id_ed25519, id_ecdsa, id_rsa that exist."""
+    keys: tuple[asyncssh.SSHKey, ...] = ()
+    """Preloaded keys (tests, simulator), used instead of files."""
+    known_hosts: str | None = None
+    """known_hosts file; None means ~/.ssh/known_hosts."""
+    insecure_no_host_key_check: bool = False
+    """Accept any host key. Explicit opt-out that exposes you to man-in-the-middle attacks."""
+    connect_timeout_s: float = 10.0
+    """TCP connect plus SSH handshake, until authentication starts."""
+    login_timeout_s: float = 10.0
+    """Authentication, from its start until accepted."""
+    device_timeout_s: float = 120.0
+    """Whole-device deadline: connect, login and script."""
+    keepalive_interval_s: float = 15.0
+    max_output_bytes: int = 4 * 1024 * 1024
+    """Client-side cap on one device's stdout; beyond it the channel is closed."""
+
+
+@dataclass(frozen=True)
+class ScriptResult:
+    """What one device produced; carries its own failure instead of raising."""
+
+    stdout: bytes
+    stderr: bytes
+    exit_status: int | None
+    sent_at: float
+    """time.time() when the script was written to the channel (0.0 if it never was)."""
+    chunk_times: tuple[tuple[int, float], ...]
+    """(cumulative stdout bytes after the chunk, time.time() at its arrival)."""
+    truncated: bool
+    """The client stopped reading at max_output_bytes and closed the channel."""
+    error: TransportError | None
+    """None on success (whatever the exit status); set on failure, partial stdout kept."""
+    connect_s: float
+    total_s: float
+
+    @property
+    def ok(self) -> bool:
+        """The script ran and its output arrived (possibly truncated)."""
+        return self.error is None
+
+
+@dataclass
+class _Progress:
+    """Mutable state of one device's run, readable after a deadline cancels it."""
+
+    stdout: bytearray = field(default_factory=bytearray)
+    stderr: bytearray = field(default_factory=bytearray)
+    chunk_times: list[tuple[int, float]] = field(default_factory=list)
+    sent_at: float = 0.0
+    truncated: bool = False
+    exit_status: int | None = None
+    connect_s: float = 0.0
+    phase: str = "connecting"
+    where: str = ""
+
+
+class _PhaseWatch(asyncssh.SSHClient):
+    """Records when TCP connected and when authentication began, to tell the timeouts apart."""
+
+    def __init__(self) -> None:
+        self.tcp_at: float | None = None
+        self.auth_at: float | None = None
+        self.auth_started = asyncio.Event()
+
+    def connection_made(self, conn: asyncssh.SSHClientConnection) -> None:
+        self.tcp_at = time.monotonic()
+
+    def begin_auth(self, username: str) -> None:
+        self.auth_at = time.monotonic()
+        self.auth_started.set()
+
+
+def _default_key_files() -> tuple[str, ...]:
+    ssh_dir = os.path.expanduser("~/.ssh")
+    paths = tuple(os.path.join(ssh_dir, name) for name in DEFAULT_KEY_NAMES)
+    return tuple(path for path in paths if os.path.exists(path))
+
+
+def load_client_keys(settings: SSHSettings) -> tuple[list[asyncssh.SSHKey], list[str]]:
+    """The private keys to offer and a label for each (path or fingerprint), read once."""
+    if settings.keys:
+        return list(settings.keys), [key.get_fingerprint() for key in settings.keys]
+    paths = settings.key_files or _default_key_files()
+    if not paths:
+        raise ConfigError(
+            "no SSH private key found (looked for ~/.ssh/id_ed25519, id_ecdsa, id_rsa); "
+            "create one with ssh-keygen or configure key files"
+        )
+    keys = []
+    for path in paths:
+        try:
+            keys.append(asyncssh.public_key.read_private_key(os.path.expanduser(path)))
+        except asyncssh.KeyEncryptionError:
+            raise ConfigError(
+                f"SSH key {path} is passphrase-protected; use an unencrypted key for orch"
+            ) from None
+        except (OSError, asyncssh.KeyImportError) as exc:
+            raise ConfigError(f"cannot read SSH key {path}: {one_line(str(exc))}") from None
+    return keys, list(paths)
+
+
+def load_known_hosts(settings: SSHSettings) -> tuple[asyncssh.SSHKnownHosts | None, str]:
+    """The known_hosts object (None when host key checks are off) and its file path, read once."""
+    path = os.path.expanduser(settings.known_hosts or "~/.ssh/known_hosts")
+    if settings.insecure_no_host_key_check:
+        return None, path
+    try:
+        return asyncssh.known_hosts.read_known_hosts(path), path
+    except OSError as exc:
+        reason = one_line(exc.strerror or str(exc))
+        raise ConfigError(
+            f"cannot read known_hosts file {path} ({reason}); add your devices' host keys "
+            "to it (ssh-keyscan) or, knowingly, disable host key checks"
+        ) from None
+    except ValueError as exc:
+        raise ConfigError(f"invalid known_hosts file {path}: {one_line(str(exc))}") from None
+
+
+class SSHTransport:
+    """Runs scripts on devices over SSH with one shared, preloaded options object."""
+
+    def __init__(self, settings: SSHSettings) -> None:
+        self.settings = settings
+        keys, self.key_labels = load_client_keys(settings)
+        self.known_hosts, self.known_hosts_path = load_known_hosts(settings)
+        if settings.insecure_no_host_key_check:
+            log.warning(
+                "HOST KEY CHECKING IS DISABLED: any machine can impersonate your devices "
+                "(man-in-the-middle); use a known_hosts file instead"
+            )
+        self.options = asyncssh.SSHClientConnectionOptions(
+            known_hosts=self.known_hosts,
+            client_keys=keys,
+            agent_path=None,
+            config=None,
+            password_auth=False,
+            kbdint_auth=False,
+            gss_host=None,
+            gss_auth=False,
+            gss_kex=False,
+            host_based_auth=False,
+            x509_trusted_certs=None,
+            x509_trusted_cert_paths=[],
+            connect_timeout=None,
+            login_timeout=0,
+            keepalive_interval=settings.keepalive_interval_s,
+        )
+
+    async def close(self) -> None:
+        """Release resources; connections are per device and already closed."""
+
+    async def run_script(
+        self, route: Route, script: bytes, *, deadline_s: float | None = None
+    ) -> ScriptResult:
+        """Run ``script`` on the device behind ``route``; never raises for device problems."""
+        deadline = self.settings.device_timeout_s if deadline_s is None else deadline_s
+        progress = _Progress(where=hop_name(route))
+        started = time.monotonic()
+        task = asyncio.ensure_future(self._run(route, script, progress))
+        error: TransportError | None = None
+        try:
+            done, _ = await asyncio.wait({task}, timeout=deadline)
+        except asyncio.CancelledError:
+            task.cancel()
+            with suppress(BaseException):
+                await task
+            raise
+        if not done:
+            task.cancel()
+            with suppress(BaseException):
+                await task
+            error = TransportError(
+                "timeout",
+                f"{progress.where}: device deadline of {deadline:g}s reached while "
+                f"{progress.phase}; kept {len(progress.stdout)} bytes of output",
+            )
+        elif task.cancelled():
+            error = TransportError("error", f"{progress.where}: the SSH session was cancelled")
+        elif task.exception() is not None:
+            exc = task.exception()
+            error = classify_error(exc, progress.where, received_bytes=self._sent(progress))
+        else:
+            error = proxy_refusal(route, progress.exit_status, len(progress.stdout))
+        return ScriptResult(
+            stdout=bytes(progress.stdout),
+            stderr=bytes(progress.stderr),
+            exit_status=progress.exit_status,
+            sent_at=progress.sent_at,
+            chunk_times=tuple(progress.chunk_times),
+            truncated=progress.truncated,
+            error=error,
+            connect_s=progress.connect_s,
+            total_s=time.monotonic() - started,
+        )
+
+    @staticmethod
+    def _sent(progress: _Progress) -> int | None:
+        return len(progress.stdout) if progress.sent_at else None
+
+    async def _run(self, route: Route, script: bytes, progress: _Progress) -> None:
+        started = time.monotonic()
+        async with AsyncExitStack() as stack:
+            conn = await self._connect_chain(route, stack, progress, is_target=True)
+            progress.connect_s = time.monotonic() - started
+            progress.phase = "running the script"
+            await self._exec(conn, route, script, progress)
+
+    async def _connect_chain(
+        self, route: Route, stack: AsyncExitStack, progress: _Progress, *, is_target: bool
+    ) -> asyncssh.SSHClientConnection:
+        """Connect every hop of ``route`` (gateways first) and return the last connection."""
+        tunnel: asyncssh.SSHClientConnection | None = None
+        where = hop_name(route) if is_target else f"gateway {hop_name(route)}"
+        if route.kind == "jump" and route.via is not None:
+            tunnel = await self._connect_chain(route.via, stack, progress, is_target=False)
+            where = f"{where} via gateway {hop_name(route.via)}"
+        progress.where = where
+        progress.phase = f"connecting to {where}"
+        conn = await self._login(route, tunnel, where, progress)
+        stack.push_async_callback(_close_connection, conn)
+        return conn
+
+    async def _login(
+        self,
+        hop: Route,
+        tunnel: asyncssh.SSHClientConnection | None,
+        where: str,
+        progress: _Progress,
+    ) -> asyncssh.SSHClientConnection:
+        """Open and authenticate one hop under the connect and login timeouts."""
+        watch = _PhaseWatch()
+        started = time.monotonic()
+        task = asyncio.ensure_future(
+            asyncssh.connect(
+                hop.host,
+                hop.port,
+                tunnel=tunnel if tunnel is not None else (),
+                config=None,
+                options=self.options,
+                username=hop.user,
+                client_factory=lambda: watch,
+            )
+        )
+        auth_wait = asyncio.ensure_future(watch.auth_started.wait())
+        try:
+            while not task.done():
+                if watch.auth_at is None:
+                    until, phase = started + self.settings.connect_timeout_s, "connect"
+                else:
+                    until, phase = watch.auth_at + self.settings.login_timeout_s, "login"
+                    progress.phase = f"logging in to {where}"
+                remaining = until - time.monotonic()
+                if remaining <= 0:
+                    limit = (
+                        self.settings.login_timeout_s
+                        if phase == "login"
+                        else self.settings.connect_timeout_s
+                    )
+                    raise timeout_error(phase, where, limit, tcp=watch.tcp_at is not None)
+                wake_on = {task} if auth_wait.done() else {task, auth_wait}
+                await asyncio.wait(wake_on, timeout=remaining, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for pending in (auth_wait, task):
+                if not pending.done():
+                    pending.cancel()
+                    with suppress(BaseException):
+                        await pending
+        try:
+            return task.result()
+        except asyncssh.HostKeyNotVerifiable:
+            known = self.known_hosts.match(hop.host, "", hop.port)[0] if self.known_hosts else []
+            entry = hop.host if hop.port == 22 else f"[{hop.host}]:{hop.port}"
+            raise hostkey_error(where, entry, self.known_hosts_path, mismatch=bool(known)) from None
+        except asyncssh.PermissionDenied:
+            raise auth_error(where, hop.user, self.key_labels) from None
+
+    async def _exec(
+        self, conn: asyncssh.SSHClientConnection, route: Route, script: bytes, progress: _Progress
+    ) -> None:
+        """Run the route's command with the script on stdin and collect its output."""
+        process = await conn.create_process(route.command, encoding=None)
+        stderr_task = asyncio.ensure_future(_drain_stderr(process, progress))
+        try:
+            progress.sent_at = time.time()
+            try:
+                process.stdin.write(script)
+                process.stdin.write_eof()
+            except BrokenPipeError:
+                pass  # the command exited without reading stdin; its exit status tells why
+            await self._read_stdout(process, progress)
+            if progress.truncated:
+                process.close()
+            else:
+                await stderr_task
+                await process.wait_closed()
+                progress.exit_status = process.exit_status
+        finally:
+            if not stderr_task.done():
+                stderr_task.cancel()
+            with suppress(BaseException):
+                await stderr_task
+            process.close()
+
+    async def _read_stdout(self, process: asyncssh.SSHClientProcess, progress: _Progress) -> None:
+        cap = self.settings.max_output_bytes
+        out = progress.stdout
+        while True:
+            chunk = await process.stdout.read(READ_CHUNK)
+            if not chunk:
+                return
+            room = cap - len(out)
+            if len(chunk) > room:
+                if room > 0:
+                    out += chunk[:room]
+                    progress.chunk_times.append((len(out), time.time()))
+                progress.truncated = True
+                return
+            out += chunk
+            progress.chunk_times.append((len(out), time.time()))
+
+
+async def _drain_stderr(process: asyncssh.SSHClientProcess, progress: _Progress) -> None:
+    """Keep the first bytes of stderr and discard the rest, so the channel never stalls."""
+    while True:
+        chunk = await process.stderr.read(READ_CHUNK)
+        if not chunk:
+            return
+        room = STDERR_KEEP_BYTES - len(progress.stderr)
+        if room > 0:
+            progress.stderr += chunk[:room]
+
+
+async def _close_connection(conn: asyncssh.SSHClientConnection) -> None:
+    conn.close()
+    with suppress(asyncio.TimeoutError, OSError, asyncssh.Error):
+        await asyncio.wait_for(conn.wait_closed(), CLOSE_GRACE_S)
+
+
+def raise_nofile_limit(needed: int) -> tuple[int, str | None]:
+    """Raise the open-file soft limit toward ``needed``; return (limit now, warning or None)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != resource.RLIM_INFINITY and soft < needed:
+        target = needed if hard == resource.RLIM_INFINITY else min(needed, hard)
+        with suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+        soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    if soft != resource.RLIM_INFINITY and soft < needed:
+        return soft, (
+            f"open-file limit is {soft} but this concurrency needs about {needed}; "
+            f"lower --concurrency or raise the limit (ulimit -n {needed})"
+        )
+    return soft, None
