@@ -1,0 +1,67 @@
+"""The batching writer: batches concurrent devices, never acknowledges before saving."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+
+import pytest
+
+from orchestrator.models import DeviceReport
+from orchestrator.writer import BatchingWriter
+
+
+def report(i: int) -> DeviceReport:
+    return DeviceReport(uuid=f"u{i}", name=f"d{i}", reachable=True)
+
+
+def test_concurrent_puts_share_batches_and_return_only_once_saved() -> None:
+    saved: list[str] = []
+    calls: list[int] = []
+    lock = threading.Lock()
+
+    def save(batch):
+        with lock:
+            calls.append(len(batch))
+            saved.extend(r.uuid for r in batch)
+
+    async def main() -> None:
+        writer = BatchingWriter(save, max_batch=50, max_delay_s=0.02)
+
+        async def one(i: int) -> None:
+            await writer.put(report(i))
+            assert f"u{i}" in saved  # acknowledged only after it was stored
+
+        await asyncio.gather(*(one(i) for i in range(500)))
+        await writer.close()
+
+    asyncio.run(main())
+    assert sorted(saved) == sorted(f"u{i}" for i in range(500))
+    assert len(calls) < 50, calls  # batched, not one transaction per device
+
+
+def test_storage_failure_reaches_the_waiting_device() -> None:
+    def save(batch):
+        raise RuntimeError("disk full")
+
+    async def main() -> None:
+        writer = BatchingWriter(save)
+        with pytest.raises(RuntimeError, match="disk full"):
+            await writer.put(report(1))
+        await writer.close()
+
+    asyncio.run(main())
+
+
+def test_close_flushes_reports_of_cancelled_waiters() -> None:
+    saved: list[str] = []
+
+    async def main() -> None:
+        writer = BatchingWriter(lambda batch: saved.extend(r.uuid for r in batch), max_delay_s=5)
+        task = asyncio.create_task(writer.put(report(7)))
+        await asyncio.sleep(0.01)
+        task.cancel()
+        await writer.close()
+
+    asyncio.run(main())
+    assert saved == ["u7"]
