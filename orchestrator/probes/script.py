@@ -33,7 +33,7 @@ _STEP_NAME = re.compile(r"^[a-z][a-z0-9_.-]*$")
 
 _PRELUDE = r"""
 umask 077
-R="${ORCH_DEVICE_ROOT:-}"
+R="${ORCH_DEVICE_ROOT:-}"; export R
 T=$(mktemp -d 2>/dev/null) || { T="${TMPDIR:-/tmp}/orch.$$"; mkdir -m 700 "$T" || exit 90; }
 trap 'rm -rf "$T"' EXIT
 trap 'exit 130' INT TERM HUP
