@@ -22,8 +22,9 @@ def register(group: click.Group) -> None:
         """Migrate the database schema to the latest revision."""
         from orchestrator.store import Store
 
-        revision = Store.migrate(url or state.config.db_url)
-        emit(f"database at revision {revision}")
+        with Store.open(url or state.config.db_url, require_head=False) as store:
+            revision = store.upgrade()
+            emit(f"{store.url}: at revision {revision}")
 
     @db.command()
     @click.option("--db", "url", help="Database URL.")
@@ -33,6 +34,9 @@ def register(group: click.Group) -> None:
         """Show the schema revision the database is at, and the latest one."""
         from orchestrator.store import Store
 
-        revision, head = Store.revision_of(url or state.config.db_url)
-        status = "up to date" if revision == head else "run `orch db upgrade`"
-        emit(f"current {revision or 'none (empty database)'}, head {head}: {status}")
+        with Store.open(url or state.config.db_url, require_head=False) as store:
+            revision, head = store.current_revision(), Store.head_revision()
+            status = "up to date" if revision == head else "run `orch db upgrade`"
+            emit(
+                f"{store.url}: current {revision or 'none (empty database)'}, head {head}: {status}"
+            )

@@ -1,0 +1,268 @@
+"""Conversions between `orchestrator.models` dataclasses and ORM rows, and what gets scrubbed.
+
+Pure functions: no sessions, no I/O. Loading is the exact inverse of saving except where a value
+cannot be stored as given: step output above the byte cap (cut and flagged `truncated`), NUL
+characters and lone surrogates in step output, errors and finding text (PostgreSQL text cannot
+hold them; they become U+FFFD), tuples and non-finite floats inside observation values (load as
+lists and strings) and naive datetimes (taken as UTC, load as aware UTC).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+from orchestrator.models import (
+    DeviceReport,
+    Finding,
+    NetworkFinding,
+    NetworkKeys,
+    Observation,
+    RunSummary,
+    StepOutput,
+)
+from orchestrator.store.schema import (
+    DeviceResult,
+    FindingRow,
+    NetworkFindingRow,
+    ObservationRow,
+    Run,
+    StepOutputRow,
+)
+
+SECRET_KEY_PARTS: tuple[str, ...] = ("token", "password", "secret", "apikey", "api_key")
+"""An option whose key contains one of these (case-insensitive) is never stored."""
+
+_URL_PASSWORD = re.compile(r"(?P<head>[A-Za-z][A-Za-z0-9+.-]*://[^:/@\s]*:)[^@\s]*(?P<tail>@)")
+
+
+def filter_secrets(value: Any) -> Any:
+    """Return `value` as JSON-ready data without secrets.
+
+    Drops mapping keys that look like secrets (at any depth), masks passwords embedded in URLs
+    (`postgresql://u:***@host/db`), turns tuples/sets into lists and other objects into strings.
+    """
+    if isinstance(value, Mapping):
+        return {
+            str(key): filter_secrets(item)
+            for key, item in value.items()
+            if not any(part in str(key).lower() for part in SECRET_KEY_PARTS)
+        }
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return [filter_secrets(item) for item in value]
+    if isinstance(value, str):
+        return _URL_PASSWORD.sub(r"\g<head>***\g<tail>", value)
+    if value is None or isinstance(value, (bool, int, float)):
+        return value
+    return filter_secrets(str(value))
+
+
+def clean_text(text: str) -> str:
+    """Make device-produced text storable on every backend (no NUL, valid UTF-8)."""
+    if "\x00" in text:
+        text = text.replace("\x00", "\ufffd")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        text = text.encode("utf-8", "replace").decode("utf-8")
+    return text
+
+
+def cap_text(text: str, max_bytes: int) -> tuple[str, bool]:
+    """Cut `text` to at most `max_bytes` UTF-8 bytes on a character boundary; say if it was cut."""
+    encoded = text.encode("utf-8")
+    if len(encoded) <= max_bytes:
+        return text, False
+    return encoded[:max_bytes].decode("utf-8", "ignore"), True
+
+
+def result_row(run_id: int, report: DeviceReport, max_step_output_bytes: int) -> DeviceResult:
+    """The ORM rows (result with its steps, observations, findings) for one device report."""
+    net = report.network
+    row = DeviceResult(
+        run_id=run_id,
+        device_uuid=report.uuid,
+        device_name=report.name,
+        reachable=report.reachable,
+        route=report.route,
+        error=None if report.error is None else clean_text(report.error),
+        error_kind=report.error_kind,
+        started_at=report.started_at,
+        finished_at=report.finished_at,
+        output_truncated=report.output_truncated,
+        network_cause=report.network_cause,
+        public_address=net.public_address,
+        gateway_ip=net.gateway_ip,
+        gateway_mac=net.gateway_mac,
+        subnet=net.subnet,
+        site=net.site,
+        labels=list(net.labels),
+    )
+    row.steps = [_step_row(i, s, max_step_output_bytes) for i, s in enumerate(report.steps)]
+    row.observations = [
+        ObservationRow(
+            position=i,
+            key=o.key,
+            value=filter_json(o.value),
+            evidence=list(o.evidence),
+            probe=o.probe,
+        )
+        for i, o in enumerate(report.observations)
+    ]
+    row.findings = [
+        FindingRow(
+            position=i,
+            code=f.code,
+            category=f.category,
+            severity=f.severity,
+            summary=clean_text(f.summary),
+            evidence=list(f.evidence),
+            remediation=clean_text(f.remediation),
+            caused_by=f.caused_by,
+            is_root_cause=f.caused_by is None,
+        )
+        for i, f in enumerate(report.findings)
+    ]
+    return row
+
+
+def filter_json(value: Any) -> Any:
+    """An observation value as portable JSON data.
+
+    Tuples become lists, unknown objects strings, and NaN/infinity their `repr` (PostgreSQL
+    JSON has no such numbers).
+    """
+    if isinstance(value, Mapping):
+        return {str(k): filter_json(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [filter_json(v) for v in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return repr(value)
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    return str(value)
+
+
+def _step_row(position: int, step: StepOutput, max_bytes: int) -> StepOutputRow:
+    output, cut = cap_text(clean_text(step.output), max_bytes)
+    return StepOutputRow(
+        position=position,
+        name=step.name,
+        exit_code=step.exit_code,
+        output=output,
+        truncated=step.truncated or cut,
+        timed_out=step.timed_out,
+        skipped=step.skipped,
+        missing=step.missing,
+        duration_s=step.duration_s,
+        received_at=step.received_at,
+    )
+
+
+def network_finding_row(run_id: int, position: int, finding: NetworkFinding) -> NetworkFindingRow:
+    """The ORM row for one network-wide finding."""
+    return NetworkFindingRow(
+        run_id=run_id,
+        position=position,
+        kind=finding.kind,
+        value=finding.value,
+        category=finding.category,
+        code=finding.code,
+        devices=list(finding.devices),
+        affected=finding.affected,
+        total=finding.total,
+        summary=finding.summary,
+        remediation=finding.remediation,
+        unreachable=finding.unreachable,
+    )
+
+
+def to_report(row: DeviceResult) -> DeviceReport:
+    """The dataclass for a stored device result (relationships must be loaded)."""
+    return DeviceReport(
+        uuid=row.device_uuid,
+        name=row.device_name,
+        reachable=row.reachable,
+        route=row.route,
+        error=row.error,
+        error_kind=row.error_kind,
+        findings=tuple(
+            Finding(
+                code=f.code,
+                category=f.category,
+                severity=f.severity,
+                summary=f.summary,
+                evidence=tuple(f.evidence),
+                remediation=f.remediation,
+                caused_by=f.caused_by,
+            )
+            for f in row.findings
+        ),
+        observations=tuple(
+            Observation(key=o.key, value=o.value, evidence=tuple(o.evidence), probe=o.probe)
+            for o in row.observations
+        ),
+        steps=tuple(
+            StepOutput(
+                name=s.name,
+                output=s.output,
+                exit_code=s.exit_code,
+                truncated=s.truncated,
+                timed_out=s.timed_out,
+                skipped=s.skipped,
+                missing=s.missing,
+                duration_s=s.duration_s,
+                received_at=s.received_at,
+            )
+            for s in row.steps
+        ),
+        network=NetworkKeys(
+            public_address=row.public_address,
+            gateway_ip=row.gateway_ip,
+            gateway_mac=row.gateway_mac,
+            subnet=row.subnet,
+            site=row.site,
+            labels=tuple(row.labels),
+        ),
+        started_at=row.started_at,
+        finished_at=row.finished_at,
+        output_truncated=row.output_truncated,
+        network_cause=row.network_cause,
+    )
+
+
+def to_network_finding(row: NetworkFindingRow) -> NetworkFinding:
+    """The dataclass for a stored network finding."""
+    return NetworkFinding(
+        kind=row.kind,
+        value=row.value,
+        category=row.category,
+        code=row.code,
+        devices=tuple(row.devices),
+        affected=row.affected,
+        total=row.total,
+        summary=row.summary,
+        remediation=row.remediation,
+        unreachable=row.unreachable,
+    )
+
+
+def to_summary(
+    row: Run, *, reached: int | None = None, with_problems: int | None = None
+) -> RunSummary:
+    """The dataclass for a stored run; counts may be overridden with live values."""
+    started: datetime = row.started_at
+    return RunSummary(
+        id=row.id,
+        status=row.status,
+        started_at=started,
+        finished_at=row.finished_at,
+        source=row.source,
+        devices_total=row.devices_total,
+        devices_reached=row.devices_reached if reached is None else reached,
+        devices_with_problems=row.devices_with_problems if with_problems is None else with_problems,
+        fleet=row.fleet,
+    )

@@ -1,0 +1,430 @@
+"""The `Store`: opening a database, migrating it, and every read and write of runs.
+
+SQLite (the default, a file in the user data dir) is migrated to the newest revision on open;
+PostgreSQL is migrated only by `orch db upgrade` (`Store.open(url, require_head=False).upgrade()`).
+Every SQLAlchemy or Alembic failure leaves this module as a one-line `StoreError` whose text never
+contains the database password.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.resources
+import os
+import socket
+from collections.abc import Iterator, Sequence
+from datetime import datetime, timezone
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import platformdirs
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from alembic.util.exc import CommandError
+from sqlalchemy import Engine, create_engine, delete, event, update
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError, NoSuchModuleError, SQLAlchemyError
+from sqlalchemy.orm import Session
+
+from orchestrator.errors import StoreError
+from orchestrator.models import DeviceReport, NetworkFinding, RunSummary
+from orchestrator.store import queries
+from orchestrator.store.convert import filter_secrets, network_finding_row, result_row, to_summary
+from orchestrator.store.schema import RUN_STATUSES, DeviceResult, NetworkFindingRow, Run
+
+DEFAULT_MAX_STEP_OUTPUT_BYTES = 64 * 1024
+PG_CONNECT_TIMEOUT_S = 10
+PID_REUSE_SLACK_S = 2.0
+
+
+class RunNotFoundError(StoreError):
+    """The requested run id is not in the database."""
+
+    exit_code = 2
+
+
+def default_url() -> str:
+    """The SQLite file in the user data dir (the directory is created on open)."""
+    return f"sqlite:///{Path(platformdirs.user_data_dir('orch')) / 'orch.sqlite3'}"
+
+
+def normalise_url(url: str) -> URL:
+    """Parse a database URL; `postgresql://` and `postgres://` use the psycopg 3 driver."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        raise StoreError(
+            "invalid database URL (expected sqlite:///PATH or postgresql://USER:PASSWORD@HOST/DB)"
+        ) from None
+    if parsed.drivername in ("postgresql", "postgres"):
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    return parsed
+
+
+def migrations_config(url: URL, connection: Any = None) -> Config:
+    """An Alembic config built in code: the installed `migrations` package, this URL, connection."""
+    config = Config()
+    config.set_main_option("script_location", str(importlib.resources.files("migrations")))
+    rendered = url.render_as_string(hide_password=False)
+    config.set_main_option("sqlalchemy.url", rendered.replace("%", "%%"))
+    if connection is not None:
+        config.attributes["connection"] = connection
+    return config
+
+
+class Store:
+    """Runs and device results in one database. Open with `Store.open`, close with `close`."""
+
+    def __init__(self, engine: Engine, *, max_step_output_bytes: int) -> None:
+        self._engine = engine
+        self._max_step_output_bytes = max_step_output_bytes
+
+    @classmethod
+    def open(
+        cls,
+        url: str | None = None,
+        *,
+        max_step_output_bytes: int = DEFAULT_MAX_STEP_OUTPUT_BYTES,
+        require_head: bool = True,
+    ) -> Store:
+        """Connect to `url` (default: the SQLite file in the user data dir).
+
+        SQLite is migrated to head here. PostgreSQL must already be at head unless
+        `require_head` is False (what `orch db upgrade` and `orch db current` pass).
+        """
+        if max_step_output_bytes <= 0:
+            raise ValueError("max_step_output_bytes must be positive")
+        parsed = normalise_url(url or default_url())
+        engine = _create_engine(parsed)
+        store = cls(engine, max_step_output_bytes=max_step_output_bytes)
+        try:
+            store._check_connection()
+            current = store.current_revision()
+            head = cls.head_revision()
+            if current != head:
+                store._check_known(current, head)
+                if parsed.get_backend_name() == "sqlite":
+                    store.upgrade()
+                elif require_head:
+                    raise StoreError(
+                        f"database at revision {current or 'none'} (head is {head}): "
+                        "run `orch db upgrade`"
+                    )
+        except BaseException:
+            engine.dispose()
+            raise
+        return store
+
+    def close(self) -> None:
+        """Release every connection."""
+        self._engine.dispose()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    @property
+    def url(self) -> str:
+        """The database URL with its password hidden."""
+        return self._engine.url.render_as_string(hide_password=True)
+
+    # -- migrations -------------------------------------------------------------------------
+
+    def upgrade(self) -> str:
+        """Migrate the database to the newest revision; returns that revision."""
+        with self._translated(), self._engine.begin() as connection:
+            command.upgrade(migrations_config(self._engine.url, connection), "head")
+        return self.head_revision()
+
+    def current_revision(self) -> str | None:
+        """The revision the database is at (None for an empty database)."""
+        with self._translated(), self._engine.connect() as connection:
+            return MigrationContext.configure(connection).get_current_revision()
+
+    @staticmethod
+    def head_revision() -> str:
+        """The newest revision shipped with this orch."""
+        config = Config()
+        config.set_main_option("script_location", str(importlib.resources.files("migrations")))
+        head = ScriptDirectory.from_config(config).get_current_head()
+        if head is None:
+            raise StoreError("no migrations found in the installed `migrations` package")
+        return head
+
+    def _check_connection(self) -> None:
+        try:
+            with self._engine.connect():
+                pass
+        except SQLAlchemyError as exc:
+            raise StoreError(f"cannot open {_describe(exc, self._engine.url)}") from None
+
+    def _check_known(self, current: str | None, head: str) -> None:
+        if current is None:
+            return
+        config = migrations_config(self._engine.url)
+        known = {script.revision for script in ScriptDirectory.from_config(config).walk_revisions()}
+        if current not in known:
+            raise StoreError(
+                f"database at revision {current}, unknown to this orch (head is {head}): "
+                "upgrade orch"
+            )
+
+    # -- writes -----------------------------------------------------------------------------
+
+    def start_run(
+        self, *, source: str, fleet: str | None, devices_total: int, options: dict[str, Any]
+    ) -> int:
+        """Record a new `running` run on this host and process; returns its id."""
+        run = Run(
+            status="running",
+            started_at=_now(),
+            finished_at=None,
+            source=source,
+            fleet=fleet,
+            devices_total=devices_total,
+            devices_reached=0,
+            devices_with_problems=0,
+            options=filter_secrets(options),
+            host=socket.gethostname(),
+            pid=os.getpid(),
+            orch_version=_orch_version(),
+        )
+        with self._session() as session:
+            session.add(run)
+            session.flush()
+            return run.id
+
+    def save_reports(self, run_id: int, reports: Sequence[DeviceReport]) -> None:
+        """Store device reports in one transaction, replacing earlier ones of the same devices."""
+        latest = {report.uuid: report for report in reports}
+        if not latest:
+            return
+        with self._session() as session:
+            run = self._run(session, run_id)
+            session.execute(
+                delete(DeviceResult).where(
+                    DeviceResult.run_id == run_id, DeviceResult.device_uuid.in_(list(latest))
+                )
+            )
+            session.add_all(
+                result_row(run_id, report, self._max_step_output_bytes)
+                for report in latest.values()
+            )
+            session.flush()
+            queries.upsert_devices(session, run.fleet, latest.values())
+
+    def set_devices_total(self, run_id: int, total: int) -> None:
+        """Correct the number of devices a run covers (known only after listing the fleet)."""
+        with self._session() as session:
+            self._run(session, run_id).devices_total = total
+
+    def set_network_causes(self, run_id: int, causes: dict[str, str]) -> None:
+        """Record, per device uuid, that a network-wide finding explains its problem."""
+        if not causes:
+            return
+        with self._session() as session:
+            self._run(session, run_id)
+            for uuid, cause in causes.items():
+                session.execute(
+                    update(DeviceResult)
+                    .where(DeviceResult.run_id == run_id, DeviceResult.device_uuid == uuid)
+                    .values(network_cause=cause)
+                )
+
+    def save_network_findings(self, run_id: int, findings: Sequence[NetworkFinding]) -> None:
+        """Replace the run's network-wide findings with `findings`."""
+        with self._session() as session:
+            self._run(session, run_id)
+            session.execute(delete(NetworkFindingRow).where(NetworkFindingRow.run_id == run_id))
+            session.add_all(
+                network_finding_row(run_id, position, finding)
+                for position, finding in enumerate(findings)
+            )
+
+    def finish_run(self, run_id: int, status: str) -> RunSummary:
+        """Close a run with `status`, counting reached and problem devices from stored results."""
+        if status not in RUN_STATUSES:
+            raise ValueError(f"run status must be one of {', '.join(RUN_STATUSES)}, not {status!r}")
+        with self._session() as session:
+            run = self._run(session, run_id)
+            queries.close_run(session, run, status)
+            return to_summary(run)
+
+    def recover_orphans(self) -> list[int]:
+        """Mark `interrupted` the runs of this host still `running` whose process is gone."""
+        recovered: list[int] = []
+        with self._session() as session:
+            for run in queries.running_runs_on_host(session, socket.gethostname()):
+                if not _process_alive(run.pid, run.started_at):
+                    queries.close_run(session, run, "interrupted")
+                    recovered.append(run.id)
+        return recovered
+
+    # -- reads ------------------------------------------------------------------------------
+
+    def get_run(self, run_id: int) -> RunSummary:
+        """One run; raises `RunNotFoundError` when there is none with this id."""
+        with self._session() as session:
+            summary = queries.get_run(session, run_id)
+        if summary is None:
+            raise _not_found(run_id)
+        return summary
+
+    def latest_run_id(self) -> int | None:
+        """The most recently started run, if any."""
+        with self._session() as session:
+            return queries.latest_run_id(session)
+
+    def list_runs(
+        self,
+        *,
+        fleet: str | None = None,
+        status: str | None = None,
+        since: datetime | None = None,
+        limit: int = 50,
+    ) -> list[RunSummary]:
+        """Runs, newest first, optionally filtered by fleet, status and start time."""
+        with self._session() as session:
+            return queries.list_runs(session, fleet=fleet, status=status, since=since, limit=limit)
+
+    def load_reports(self, run_id: int) -> list[DeviceReport]:
+        """Every stored device report of a run, as saved."""
+        with self._session() as session:
+            self._run(session, run_id)
+            return queries.load_reports(session, run_id)
+
+    def load_network_findings(self, run_id: int) -> list[NetworkFinding]:
+        """The network-wide findings of a run."""
+        with self._session() as session:
+            self._run(session, run_id)
+            return queries.load_network_findings(session, run_id)
+
+    # -- plumbing ---------------------------------------------------------------------------
+
+    @staticmethod
+    def _run(session: Session, run_id: int) -> Run:
+        run = session.get(Run, run_id)
+        if run is None:
+            raise _not_found(run_id)
+        return run
+
+    @contextlib.contextmanager
+    def _session(self) -> Iterator[Session]:
+        """A session in one transaction, committed on success; errors become `StoreError`."""
+        with (
+            self._translated(),
+            Session(self._engine, expire_on_commit=False) as session,
+            session.begin(),
+        ):
+            yield session
+
+    @contextlib.contextmanager
+    def _translated(self) -> Iterator[None]:
+        try:
+            yield
+        except (SQLAlchemyError, CommandError) as exc:
+            raise StoreError(_describe(exc, self._engine.url)) from None
+
+
+def _create_engine(url: URL) -> Engine:
+    """An engine for `url`, with SQLite's foreign keys on and PostgreSQL's connect timeout."""
+    backend = url.get_backend_name()
+    kwargs: dict[str, Any] = {}
+    if backend == "sqlite":
+        _make_sqlite_dir(url)
+    elif backend == "postgresql":
+        kwargs["pool_pre_ping"] = True
+        if "connect_timeout" not in url.query:
+            kwargs["connect_args"] = {"connect_timeout": PG_CONNECT_TIMEOUT_S}
+    else:
+        raise StoreError(
+            f"unsupported database {backend!r}: use sqlite:///PATH or postgresql://USER@HOST/DB"
+        )
+    try:
+        engine = create_engine(url, **kwargs)
+    except (NoSuchModuleError, ArgumentError, ImportError) as exc:
+        raise StoreError(_describe(exc, url)) from None
+    if backend == "sqlite":
+        event.listen(engine, "connect", _sqlite_pragmas)
+    return engine
+
+
+def _make_sqlite_dir(url: URL) -> None:
+    if url.database in (None, "", ":memory:") or url.database.startswith("file:"):
+        return
+    directory = Path(url.database).expanduser().parent
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise StoreError(
+            f"cannot create directory {directory} for the database: {exc.strerror or exc}"
+        ) from None
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.close()
+
+
+def _describe(exc: BaseException, url: URL) -> str:
+    """One line saying what failed and where, never the password."""
+    reason = str(getattr(exc, "orig", None) or exc)
+    lines = [line.strip() for line in reason.splitlines() if line.strip()]
+    reason = lines[0] if lines else type(exc).__name__
+    if url.password:
+        reason = reason.replace(str(url.password), "***")
+    return f"database {url.render_as_string(hide_password=True)}: {reason}"
+
+
+def _not_found(run_id: int) -> RunNotFoundError:
+    return RunNotFoundError(f"no run {run_id}; `orch runs` lists them")
+
+
+def _process_alive(pid: int, run_started_at: datetime) -> bool:
+    """Whether the process that started a run still runs on this host.
+
+    A zombie counts as gone, and so does a process with a reused pid: one that started after the
+    run did (read from /proc on Linux; elsewhere only the pid is checked).
+    """
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[-1].split()
+        boot = next(
+            int(line.split()[1])
+            for line in Path("/proc/stat").read_text().splitlines()
+            if line.startswith("btime ")
+        )
+    except (OSError, StopIteration, ValueError, IndexError):
+        return True
+    if stat[0] == "Z":
+        return False
+    process_started = boot + int(stat[19]) / os.sysconf("SC_CLK_TCK")
+    return process_started <= run_started_at.timestamp() + PID_REUSE_SLACK_S
+
+
+def _orch_version() -> str:
+    try:
+        return metadata.version("orch")
+    except metadata.PackageNotFoundError:
+        return "unknown"
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+__all__ = ["DEFAULT_MAX_STEP_OUTPUT_BYTES", "RunNotFoundError", "Store", "default_url"]

@@ -1,0 +1,146 @@
+"""Queries over stored runs, each served by an index of `schema`, and the few multi-row writes.
+
+Functions take an open SQLAlchemy `Session` and return `orchestrator.models` dataclasses (or
+plain values); the `Store` in `db.py` owns sessions and error translation.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime, timezone
+
+from sqlalchemy import and_, exists, func, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session, selectinload
+
+from orchestrator.models import DeviceReport, NetworkFinding, RunSummary
+from orchestrator.store.convert import to_network_finding, to_report, to_summary
+from orchestrator.store.schema import DeviceResult, DeviceRow, FindingRow, NetworkFindingRow, Run
+
+
+def as_utc(moment: datetime) -> datetime:
+    """`moment` as aware UTC; a naive value is taken to be UTC already."""
+    if moment.tzinfo is None:
+        return moment.replace(tzinfo=timezone.utc)
+    return moment.astimezone(timezone.utc)
+
+
+def run_counts(session: Session, run_id: int) -> tuple[int, int]:
+    """(devices reached, devices with problems) from the stored results of one run.
+
+    A device has problems when it was not reached or has a finding above `info`, the same rule
+    as `DeviceReport.healthy`.
+    """
+    has_problem_finding = exists().where(
+        and_(FindingRow.result_id == DeviceResult.id, FindingRow.severity != "info")
+    )
+    reached = func.count().filter(DeviceResult.reachable)
+    problems = func.count().filter(~DeviceResult.reachable | has_problem_finding)
+    row = session.execute(select(reached, problems).where(DeviceResult.run_id == run_id)).one()
+    return int(row[0]), int(row[1])
+
+
+def get_run(session: Session, run_id: int) -> RunSummary | None:
+    """The run, with live counts while it is still `running`; None when there is no such run."""
+    run = session.get(Run, run_id)
+    if run is None:
+        return None
+    if run.status == "running":
+        reached, problems = run_counts(session, run_id)
+        return to_summary(run, reached=reached, with_problems=problems)
+    return to_summary(run)
+
+
+def latest_run_id(session: Session) -> int | None:
+    """The id of the most recently started run."""
+    return session.scalar(select(Run.id).order_by(Run.started_at.desc(), Run.id.desc()).limit(1))
+
+
+def list_runs(
+    session: Session,
+    *,
+    fleet: str | None = None,
+    status: str | None = None,
+    since: datetime | None = None,
+    limit: int = 50,
+) -> list[RunSummary]:
+    """Runs, newest first, filtered by fleet, status and start time (inclusive)."""
+    query = select(Run).order_by(Run.started_at.desc(), Run.id.desc()).limit(limit)
+    if fleet is not None:
+        query = query.where(Run.fleet == fleet)
+    if status is not None:
+        query = query.where(Run.status == status)
+    if since is not None:
+        query = query.where(Run.started_at >= as_utc(since))
+    return [to_summary(run) for run in session.scalars(query)]
+
+
+def load_reports(session: Session, run_id: int) -> list[DeviceReport]:
+    """Every device report of a run, in the order they were saved (a replaced one moves last)."""
+    query = (
+        select(DeviceResult)
+        .where(DeviceResult.run_id == run_id)
+        .order_by(DeviceResult.id)
+        .options(
+            selectinload(DeviceResult.steps),
+            selectinload(DeviceResult.observations),
+            selectinload(DeviceResult.findings),
+        )
+    )
+    return [to_report(row) for row in session.scalars(query)]
+
+
+def load_network_findings(session: Session, run_id: int) -> list[NetworkFinding]:
+    """The network-wide findings of a run, in the order they were saved."""
+    query = (
+        select(NetworkFindingRow)
+        .where(NetworkFindingRow.run_id == run_id)
+        .order_by(NetworkFindingRow.position)
+    )
+    return [to_network_finding(row) for row in session.scalars(query)]
+
+
+def running_runs_on_host(session: Session, host: str) -> list[Run]:
+    """Runs still marked `running` that were started on `host`."""
+    query = select(Run).where(Run.status == "running", Run.host == host).order_by(Run.id)
+    return list(session.scalars(query))
+
+
+def close_run(session: Session, run: Run, status: str) -> None:
+    """Give a run its final status, end time and counts from its stored results."""
+    reached, problems = run_counts(session, run.id)
+    run.status = status
+    run.finished_at = datetime.now(timezone.utc)
+    run.devices_reached = reached
+    run.devices_with_problems = problems
+
+
+def upsert_devices(session: Session, fleet: str | None, reports: Iterable[DeviceReport]) -> None:
+    """Insert or refresh the latest identity of each reported device."""
+    rows = []
+    for report in reports:
+        seen = report.finished_at or report.started_at or datetime.now(timezone.utc)
+        rows.append(
+            {
+                "uuid": report.uuid,
+                "name": report.name,
+                "fleet": fleet,
+                "site": report.network.site,
+                "labels": list(report.network.labels),
+                "public_address": report.network.public_address,
+                "first_seen_at": seen,
+                "last_seen_at": seen,
+            }
+        )
+    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
+    statement = dialect.insert(DeviceRow)
+    newer = statement.excluded.last_seen_at >= DeviceRow.last_seen_at
+    statement = statement.on_conflict_do_update(
+        index_elements=[DeviceRow.uuid],
+        set_={
+            name: statement.excluded[name]
+            for name in ("name", "fleet", "site", "labels", "public_address", "last_seen_at")
+        },
+        where=newer,
+    )
+    session.execute(statement, rows)
