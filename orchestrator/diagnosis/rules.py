@@ -1,0 +1,453 @@
+"""Turn one device's observations into root-cause findings (pure).
+
+Each detector proposes findings with an ordered list of *explainers*: codes that, when also
+found, explain it. ``caused_by`` is the first explainer present, so a wrong clock explains TLS
+"not yet valid" on the VPN/API/supervisor/os-config, DNS explains resolve errors, a blocked
+port explains the services behind it. Root causes (``caused_by`` None) come first.
+Observation keys: the probe modules' docstrings and ``signatures.FACTS``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, replace
+from typing import Any
+
+from orchestrator.diagnosis.catalog import (
+    ACCESS,
+    CLOCK_CAUSES,
+    DNS_CAUSES,
+    DPI,
+    DROPPED,
+    FACT_OUTCOMES,
+    FINDINGS,
+    OUTCOME_CAUSES,
+    REJECTED,
+    TIME_CAUSES,
+)
+from orchestrator.diagnosis.signatures import hits
+from orchestrator.models import Finding, Observation
+from orchestrator.probes.dns import CONTROL_SERVER
+
+SKEW_S = 300.0
+"""Beyond this the clock breaks TLS with fresh certificates and is called skewed."""
+DRIFT_S = 10.0
+"""Beyond this (and up to SKEW_S) the clock is drifting."""
+_UNTRUSTED_CODES = {2, 19, 20, 21}
+_DATE_CODES = {9, 10}
+
+
+@dataclass(frozen=True)
+class _Candidate:
+    finding: Finding
+    explainers: tuple[str, ...] = ()
+
+
+class _Facts:
+    """Observations indexed by key."""
+
+    def __init__(self, observations: Iterable[Observation]) -> None:
+        self.by_key: dict[str, list[Observation]] = {}
+        for obs in observations:
+            self.by_key.setdefault(obs.key, []).append(obs)
+
+    def value(self, key: str, default: Any = None) -> Any:
+        found = self.by_key.get(key)
+        return found[0].value if found else default
+
+    def evidence(self, *keys: str) -> tuple[str, ...]:
+        lines = [line for key in keys for obs in self.by_key.get(key, ()) for line in obs.evidence]
+        return tuple(dict.fromkeys(lines))
+
+    def all(self, key: str) -> list[Observation]:
+        return self.by_key.get(key, [])
+
+    def log(self, fact: str, sources: Sequence[str] | None = None) -> list[Observation]:
+        return [
+            obs
+            for key, group in self.by_key.items()
+            if key.startswith("log.")
+            and key.endswith("." + fact)
+            and (sources is None or key.split(".")[1] in sources)
+            for obs in group
+        ]
+
+    def log_evidence(self, fact: str, sources: Sequence[str] | None = None) -> tuple[str, ...]:
+        return tuple(
+            dict.fromkeys(line for obs in self.log(fact, sources) for line in obs.evidence)
+        )
+
+
+def _finding(
+    code: str, evidence: Iterable[str], summary: str | None = None, severity: str | None = None
+) -> Finding:
+    spec = FINDINGS[code]
+    return Finding(
+        code=code,
+        category=spec.category,
+        severity=severity or spec.severity,
+        summary=summary or spec.summary,
+        evidence=tuple(evidence)[:12],
+        remediation=spec.remediation,
+    )
+
+
+def _outcome_from_logs(f: _Facts, sources: Sequence[str]) -> tuple[str | None, tuple[str, ...]]:
+    for fact, outcome in FACT_OUTCOMES:
+        lines = f.log_evidence(fact, sources)
+        if lines:
+            return outcome, lines
+    return None, ()
+
+
+def _text_causes(text: str) -> tuple[str, ...]:
+    """Explainers for an error message (a supervisor or os-config error string)."""
+    facts = {hit.fact for hit in hits(text)}
+    for fact, outcome in FACT_OUTCOMES:
+        if fact in facts:
+            return OUTCOME_CAUSES[outcome]
+    return ()
+
+
+def _time(f: _Facts) -> list[_Candidate]:
+    offset = f.value("time.offset_s")
+    uncertainty = f.value("time.offset_uncertainty_s", 0.0) or 0.0
+    if offset is None:
+        offset = f.value("time.http_date_offset_s")
+        uncertainty = 2.0
+    found: list[_Candidate] = []
+    skewed = drifting = False
+    evidence = f.evidence("time.offset_s", "time.http_date_offset_s", "time.tracking_offset_s")
+    if offset is not None:
+        error = abs(offset) - uncertainty
+        skewed, drifting = error > SKEW_S, DRIFT_S < error <= SKEW_S
+        direction = "ahead of" if offset > 0 else "behind"
+        days = f" ({abs(offset) / 86400:.0f} days)" if abs(offset) >= 86400 else ""
+        summary = f"the device clock is {abs(offset):.0f} s{days} {direction} real time"
+    else:
+        wrong = f.value("log.chrony.clock_wrong")
+        dated = f.log_evidence("tls_not_yet_valid") + f.log_evidence("tls_expired")
+        skewed = bool(dated) or (wrong is not None and abs(wrong) > SKEW_S)
+        evidence = f.evidence("log.chrony.clock_wrong") + dated
+        summary = None
+        if wrong is not None and abs(wrong) > SKEW_S:
+            summary = f"chronyd found the clock wrong by {abs(wrong):.0f} s ({abs(wrong) / 86400:.0f} days)"
+    stopped = f.value("time.chronyd_active") is False or f.value("time.chronyd_reachable") is False
+    bad_clock = skewed or drifting
+    if stopped:
+        found.append(
+            _Candidate(
+                _finding(
+                    "time.chronyd_stopped",
+                    f.evidence("time.chronyd_active", "time.chronyd_reachable"),
+                    severity=None if bad_clock else "warning",
+                )
+            )
+        )
+    sources, reachable = f.value("time.sources_count"), f.value("time.sources_reachable")
+    if sources is None and reachable is None:
+        unreachable = bool(
+            f.log_evidence("no_selectable_sources") or f.log_evidence("no_online_sources")
+        )
+        ntp_evidence = f.log_evidence("no_selectable_sources") + f.log_evidence("no_online_sources")
+    else:
+        unreachable = not stopped and (sources == 0 or reachable == 0)
+        ntp_evidence = f.evidence("time.sources_reachable", "time.leap_status")
+    if unreachable and not stopped:
+        found.append(
+            _Candidate(
+                _finding(
+                    "time.ntp_unreachable", ntp_evidence, severity=None if bad_clock else "warning"
+                ),
+                DNS_CAUSES,
+            )
+        )
+    if skewed:
+        found.append(_Candidate(_finding("time.clock_skewed", evidence, summary), CLOCK_CAUSES))
+    elif drifting:
+        found.append(_Candidate(_finding("time.rtc_drift", evidence, summary), CLOCK_CAUSES))
+    return found
+
+
+def _dns(f: _Facts) -> list[_Candidate]:
+    found: list[_Candidate] = []
+    resolves = f.value("dns.resolves_api")
+    log_failures = f.log_evidence("resolve_failure") if resolves is None else ()
+    failing = resolves is False or bool(log_failures)
+    if f.value("dns.dnsmasq_active") is False:
+        found.append(_Candidate(_finding("dns.dnsmasq_down", f.evidence("dns.dnsmasq_active"))))
+    if f.value("dns.resolv_file_present") is False or f.all("log.dns.resolv_missing"):
+        evidence = f.evidence("dns.resolv_file_present", "log.dns.resolv_missing", "dns.upstreams")
+        found.append(
+            _Candidate(
+                _finding(
+                    "dns.resolver_file_missing",
+                    evidence,
+                    severity=None if failing or resolves is None else "warning",
+                )
+            )
+        )
+    answers: dict[str, str] = f.value("dns.upstream_answers") or {}
+    dead = [ip for ip, result in answers.items() if result != "ok" and ip != CONTROL_SERVER]
+    evidence = f.evidence("dns.upstream_answers", "dns.config_servers")
+    if answers and all(result in ("timeout", "refused") for result in answers.values()):
+        found.append(_Candidate(_finding("dns.port_blocked", evidence)))
+    elif dead:
+        summary = f"DNS server {', '.join(dead)} does not answer"
+        found.append(
+            _Candidate(
+                _finding(
+                    "dns.upstream_dead", evidence, summary, severity=None if failing else "warning"
+                )
+            )
+        )
+    elif not answers and f.all("log.dns.nameservers") and log_failures:
+        servers = ", ".join(f.value("log.dns.nameservers"))
+        found.append(
+            _Candidate(
+                _finding(
+                    "dns.upstream_dead",
+                    f.evidence("log.dns.nameservers") + log_failures[:3],
+                    f"names do not resolve through dnsmasq's upstream {servers}",
+                )
+            )
+        )
+    if failing and not found:
+        evidence = f.evidence("dns.resolves_api", "dns.resolves_ntp") + log_failures
+        found.append(_Candidate(_finding("dns.resolution_failed", evidence)))
+    return found
+
+
+def _service(
+    code_prefix: str, outcome: str | None, evidence: tuple[str, ...], bad_http: bool = False
+) -> list[_Candidate]:
+    if outcome is None or (outcome == "http" and not bad_http):
+        return []
+    tls = outcome.startswith("tls_") and code_prefix == "api"
+    code = f"{code_prefix}.{'tls_failed' if tls else 'unreachable'}"
+    return [_Candidate(_finding(code, evidence), OUTCOME_CAUSES.get(outcome, ()))]
+
+
+def _api(f: _Facts) -> list[_Candidate]:
+    outcome = f.value("api.outcome")
+    if outcome is not None:
+        bad = outcome == "http" and (
+            f.value("api.http_status") != 200 or f.value("api.body_ok") is False
+        )
+        return _service("api", outcome, f.evidence("api.outcome"), bad)
+    outcome, lines = _outcome_from_logs(f, ("curl", "text"))
+    found = _service("api", outcome, lines)
+    if outcome == "connect_timeout":
+        found.append(_Candidate(_finding(DROPPED, lines)))
+    elif outcome == "refused":
+        found.append(_Candidate(_finding(REJECTED, lines)))
+    return found
+
+
+def _registry(f: _Facts) -> list[_Candidate]:
+    outcome = f.value("registry.outcome")
+    bad = outcome == "http" and f.value("registry.http_status") not in (200, 401)
+    return _service("registry", outcome, f.evidence("registry.outcome"), bad)
+
+
+def _firewall(f: _Facts) -> list[_Candidate]:
+    groups: dict[str, list[str]] = {
+        DROPPED: [],
+        REJECTED: [],
+        "firewall.customer_endpoint_blocked": [],
+    }
+    for obs in f.all("endpoint.tcp"):
+        outcome, role = obs.value["outcome"], obs.value["role"]
+        if outcome not in ("connect_timeout", "timeout", "refused", "no_route"):
+            continue
+        code = (
+            "firewall.customer_endpoint_blocked"
+            if role == "customer"
+            else (DROPPED if outcome in ("connect_timeout", "timeout") else REJECTED)
+        )
+        groups[code].extend(obs.evidence)
+    found = []
+    for code, lines in groups.items():
+        if lines:
+            targets = [line.split(" ")[1] for line in lines if line.startswith("TCP ")]
+            summary = f"{FINDINGS[code].summary}: {', '.join(targets)}"
+            found.append(_Candidate(_finding(code, lines, summary)))
+    return found
+
+
+def _dpi(f: _Facts, clock_bad: bool) -> list[_Candidate]:
+    foreign = f.value("tls.api_chain_foreign")
+    verify = f.value("tls.api_verify_code")
+    if foreign is None and f.all("log.openssl.issuer"):
+        code = f.value("log.openssl.verify_error")
+        foreign = code in _UNTRUSTED_CODES
+        verify = code
+    if not foreign or clock_bad or verify in _DATE_CODES:
+        return []
+    evidence = f.evidence(
+        "tls.api_chain_foreign",
+        "log.openssl.issuer",
+        "log.openssl.verify_error",
+        "tls.balena_root_ca",
+    )
+    if verify == 0:
+        return [_Candidate(_finding("dpi.tls_intercepted_trusted", evidence))]
+    return [_Candidate(_finding(DPI, evidence))]
+
+
+def _vpn(f: _Facts) -> list[_Candidate]:
+    unit, marker = f.value("vpn.openvpn_active"), f.value("vpn.status_active")
+    if marker is True or (marker is None and f.all("log.vpn.connected") and unit is not False):
+        return []
+    found: list[_Candidate] = []
+    outcome, lines = _outcome_from_logs(f, ("vpn",))
+    cloudlink = f.value("vpn.cloudlink_outcome")
+    if cloudlink in ("connect_timeout", "refused", "no_route", "timeout"):
+        causes = OUTCOME_CAUSES[cloudlink]
+        found.append(
+            _Candidate(
+                _finding("vpn.endpoint_blocked", f.evidence("vpn.cloudlink_outcome")), causes
+            )
+        )
+    elif outcome in ("connect_timeout", "refused"):
+        found.append(_Candidate(_finding("vpn.endpoint_blocked", lines), OUTCOME_CAUSES[outcome]))
+    if outcome is not None and outcome.startswith("tls_"):
+        found.append(_Candidate(_finding("vpn.tls_failed", lines), OUTCOME_CAUSES[outcome]))
+    elif cloudlink is not None and cloudlink.startswith("tls_"):
+        found.append(
+            _Candidate(
+                _finding("vpn.tls_failed", f.evidence("vpn.cloudlink_outcome")),
+                OUTCOME_CAUSES[cloudlink],
+            )
+        )
+    if f.all("log.vpn.middlebox"):
+        found.append(_Candidate(_finding("vpn.middlebox", f.evidence("log.vpn.middlebox")), (DPI,)))
+    if f.all("log.vpn.auth_failed"):
+        found.append(_Candidate(_finding("vpn.auth_failed", f.evidence("log.vpn.auth_failed"))))
+    down_evidence = f.evidence("vpn.openvpn_active", "vpn.status_active")
+    if unit is None and marker is None:
+        down_evidence = f.evidence("log.supervisor.vpn_not_active")
+    if down_evidence:
+        explainers = (
+            ()
+            if unit is False
+            else (
+                "vpn.auth_failed",
+                "vpn.tls_failed",
+                "vpn.endpoint_blocked",
+                "vpn.middlebox",
+                DROPPED,
+                REJECTED,
+                *DNS_CAUSES,
+                *TIME_CAUSES,
+                DPI,
+            )
+        )
+        found.append(_Candidate(_finding("vpn.down", down_evidence), explainers))
+    return found
+
+
+def _supervisor(f: _Facts) -> list[_Candidate]:
+    found: list[_Candidate] = []
+    report = f.value("log.supervisor.state_report_failure")
+    if report is not None:
+        causes = _text_causes(str(report)) + ("api.unreachable", "api.tls_failed")
+        evidence = f.evidence("log.supervisor.state_report_failure")
+        found.append(_Candidate(_finding("supervisor.state_report_failing", evidence), causes))
+    status, active = f.value("supervisor.healthy_status"), f.value("supervisor.active")
+    reasons = []
+    if status is not None and status != 200:
+        reasons.append(f"GET /v1/healthy returned {status}")
+    elif active is False:
+        reasons.append("balena-supervisor.service is not active")
+    elif f.value("supervisor.healthy_outcome") not in (None, "http"):
+        reasons.append("the supervisor API on 48484 does not answer")
+    elif status is None and (
+        f.all("log.supervisor.healthy_500") or f.all("log.supervisor.healthcheck_failure")
+    ):
+        reasons.append("the supervisor reports failing health checks")
+    if reasons:
+        evidence = f.evidence(
+            "supervisor.healthy_status",
+            "supervisor.active",
+            "log.supervisor.healthy_500",
+            "log.supervisor.healthcheck_failure",
+        )
+        summary = f"the supervisor is unhealthy: {reasons[0]}"
+        found.append(
+            _Candidate(
+                _finding("supervisor.unhealthy", evidence, summary),
+                ("supervisor.state_report_failing",) if report is not None else (),
+            )
+        )
+    return found
+
+
+def _os_config(f: _Facts) -> list[_Candidate]:
+    error = f.value("log.os_config.fetch_failed")
+    if error is None:
+        return []
+    evidence = f.evidence("log.os_config.fetch_failed")
+    return [
+        _Candidate(
+            _finding("os_config.fetch_failed", evidence),
+            _text_causes(str(error)) + ("api.unreachable", "api.tls_failed"),
+        )
+    ]
+
+
+def _resolve_causes(candidates: list[_Candidate]) -> list[Finding]:
+    present = {c.finding.code for c in candidates}
+    cause = {
+        c.finding.code: next(
+            (e for e in c.explainers if e in present and e != c.finding.code), None
+        )
+        for c in candidates
+    }
+    for code in list(cause):  # break any cycle by making its first member a root
+        seen, current = set(), code
+        while current is not None and current not in seen:
+            seen.add(current)
+            current = cause.get(current)
+        if current is not None:
+            cause[current] = None
+    order = list(FINDINGS)
+    findings = [replace(c.finding, caused_by=cause[c.finding.code]) for c in candidates]
+    findings.sort(
+        key=lambda x: (x.caused_by is not None, order.index(x.code) if x.code in order else 99)
+    )
+    return findings
+
+
+def diagnose(observations: Sequence[Observation]) -> list[Finding]:
+    """Findings for one device: root causes first, explained findings carry ``caused_by``."""
+    f = _Facts(observations)
+    candidates = _time(f)
+    clock_bad = any(c.finding.code in TIME_CAUSES for c in candidates)
+    candidates += _dns(f) + _firewall(f) + _dpi(f, clock_bad) + _api(f) + _vpn(f)
+    candidates += _supervisor(f) + _registry(f) + _os_config(f)
+    unique: dict[str, _Candidate] = {}
+    for candidate in candidates:
+        code = candidate.finding.code
+        if code in unique:
+            merged = unique[code].finding.evidence + candidate.finding.evidence
+            candidate = replace(
+                unique[code],
+                finding=replace(unique[code].finding, evidence=tuple(dict.fromkeys(merged))[:12]),
+            )
+        unique[code] = candidate
+    return _resolve_causes(list(unique.values()))
+
+
+def access_finding(error_kind: str, message: str) -> Finding:
+    """The finding for a device that could not be reached at all (category ``access``)."""
+    kind = error_kind if error_kind in ACCESS else "error"
+    summary, remediation = ACCESS[kind]
+    return Finding(
+        code=f"access.{kind}",
+        category="access",
+        severity="error",
+        summary=summary,
+        evidence=(message,) if message else (),
+        remediation=remediation,
+    )

@@ -1,0 +1,384 @@
+"""One catalogue of log signatures, shared by the probes (journal sections) and `orch explain`.
+
+``scan(text)`` reads any log text and returns observations keyed ``log.<source>.<fact>``:
+``source`` is the service the line came from (``vpn``, ``supervisor``, ``os_config``,
+``chrony``, ``dns``, ``curl``, ``openssl`` or ``text`` when unknown), taken from the journal
+prefix (``Aug 19 10:12:34 host openvpn[2632]: ...``, ISO timestamps, resin/balena names) or,
+for pasted lines without one, from the wording. Each observation's evidence is the matching
+lines. Facts are documented in ``FACTS``.
+
+Tolerated: `> ` quoting, journal prefixes, several timestamp formats, JSON-escaped stack
+traces (``\\n`` and ``\\"``), ``synchronize``/``synchronise``, OpenVPN 2.4 and 2.6 wordings.
+Benign lines (``RTNETLINK answers: File exists``, ``ERROR: Linux route add command failed``)
+raise nothing. A health line supersedes earlier problems of its source: only VPN errors after
+the last ``Initialization Sequence Completed`` count, supervisor state-report failures before
+a later ``Reported current state to the cloud`` are history, and so on.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from orchestrator.models import Observation
+
+MAX_EVIDENCE = 6
+
+HEALTH = "health"
+PROBLEM = "problem"
+
+_TLS_FACTS = frozenset(
+    {"tls_not_yet_valid", "tls_expired", "tls_untrusted", "tls_handshake_failed"}
+)
+_NET_FACTS = frozenset(
+    {"resolve_failure", "connect_timeout", "connect_refused", "middlebox"} | _TLS_FACTS
+)
+
+FACTS: dict[str, str] = {
+    "tls_not_yet_valid": "a TLS peer certificate was rejected as not yet valid (clock behind)",
+    "tls_expired": "a TLS peer certificate was rejected as expired (clock ahead, or stale cert)",
+    "tls_untrusted": "a TLS chain was rejected for its issuer (unknown CA: DPI or wrong CA)",
+    "tls_handshake_failed": "a TLS handshake failed without a certificate reason",
+    "resolve_failure": "a host name did not resolve (EAI_AGAIN, no such host, exit 6...)",
+    "connect_timeout": "a TCP connection timed out (a drop, or DNS when it says resolving)",
+    "connect_refused": "a TCP connection was refused",
+    "middlebox": "OpenVPN framing broken by a TLS-terminating middlebox",
+    "auth_failed": "OpenVPN authentication was refused",
+    "connected": "OpenVPN finished initialisation (VPN up)",
+    "tls_verified": "OpenVPN verified the server certificate",
+    "clock_wrong": "chronyd found the clock wrong by N seconds (value)",
+    "no_selectable_sources": "chronyd had no usable NTP source",
+    "no_online_sources": "the chrony health check found no online NTP source",
+    "backward_jump": "chronyd saw the clock jump backwards",
+    "lost_sync_restart": "the chrony health check restarted chronyd after losing sync",
+    "selected_source": "chronyd selected an NTP source (time syncing)",
+    "resolv_missing": "dnsmasq could not read its resolver file (value: path)",
+    "nameservers": "upstream servers dnsmasq announced it uses (value: list)",
+    "state_report_failure": "the supervisor could not report state (value: the error)",
+    "vpn_not_active": "the supervisor saw the VPN down",
+    "waiting_for_connectivity": "the supervisor is waiting for network connectivity",
+    "healthcheck_failure": "a supervisor health check failed",
+    "target_state_failure": "the supervisor could not fetch its target state",
+    "reported_state": "the supervisor reported state to the cloud (API reachable)",
+    "healthy_ok": "the supervisor answered GET /v1/healthy with 200",
+    "healthy_500": "the supervisor answered GET /v1/healthy with 500",
+    "fetch_failed": "os-config could not fetch the service configuration (value: the error)",
+    "config_retrieved": "os-config fetched the service configuration",
+    "verify_error": "openssl verify error number (value: int), e.g. 20 unable to get local issuer",
+    "issuer": "issuer names printed by openssl (value: list, leaf first)",
+    "curl_error": "curl exit code (value: int) with its message",
+}
+
+
+@dataclass(frozen=True)
+class Signature:
+    """A log pattern naming one fact; ``source`` fixes where it comes from when not None."""
+
+    fact: str
+    pattern: re.Pattern[str]
+    kind: str = PROBLEM
+    source: str | None = None
+    resets: frozenset[str] | None = None
+    """For health lines: the problem facts of the same source this supersedes (empty: none)."""
+
+
+def _sig(fact: str, regex: str, kind: str = PROBLEM, source: str | None = None, resets=None):
+    return Signature(fact, re.compile(regex, re.IGNORECASE), kind, source, resets)
+
+
+_ALL = frozenset(FACTS)
+
+BENIGN: tuple[re.Pattern[str], ...] = (
+    re.compile(r"RTNETLINK answers: File exists", re.IGNORECASE),
+    re.compile(r"ERROR: Linux route add command failed", re.IGNORECASE),
+    re.compile(r"ECONNREFUSED\s+/var/run/balena-engine\.sock", re.IGNORECASE),
+)
+
+SIGNATURES: tuple[Signature, ...] = (
+    # health lines (supersede earlier problems of their source)
+    _sig("connected", r"Initialization Sequence Completed", HEALTH, "vpn", _ALL),
+    _sig("tls_verified", r"VERIFY OK: depth=0", HEALTH, "vpn", _TLS_FACTS),
+    _sig(
+        "reported_state",
+        r"Reported current state to the cloud",
+        HEALTH,
+        "supervisor",
+        _NET_FACTS | {"state_report_failure", "target_state_failure", "waiting_for_connectivity"},
+    ),
+    _sig("healthy_ok", r"GET /v1/healthy 200\b", HEALTH, "supervisor", frozenset({"healthy_500"})),
+    _sig("config_retrieved", r"Service configuration retrieved", HEALTH, "os_config", _ALL),
+    _sig(
+        "selected_source",
+        r"Selected source \S+",
+        HEALTH,
+        "chrony",
+        frozenset({"no_selectable_sources", "no_online_sources"}),
+    ),
+    # TLS (any service; source from the line)
+    _sig(
+        "tls_not_yet_valid",
+        r"certificate is not yet valid|CertNotYetValid|certificate has not yet become valid|x509: certificate has expired or is not yet valid: current time \S+ is before",
+    ),
+    _sig(
+        "tls_expired",
+        r"certificate has expired(?! or is not yet valid: current time \S+ is before)|CERT_HAS_EXPIRED|certificate expired",
+    ),
+    _sig(
+        "tls_untrusted",
+        r"unable to get local issuer certificate|self[- ]signed certificate in certificate chain|server certificate verification failed|UNABLE_TO_GET_ISSUER_CERT_LOCALLY|SELF_SIGNED_CERT_IN_CHAIN|x509: certificate signed by unknown authority|unable to verify the first certificate",
+    ),
+    _sig(
+        "tls_handshake_failed",
+        r"TLS Error: TLS handshake failed|TLS handshake timeout|wrong version number|tlsv1 alert|handshake failure",
+    ),
+    # name resolution
+    _sig(
+        "resolve_failure",
+        r"EAI_AGAIN|ENOTFOUND|Could not resolve host|Temporary failure in name resolution|Name or service not known|failed to lookup address information|RESOLVE: Cannot resolve host address|Could not determine IPv4/IPv6 protocol|\bno such host\b|lookup \S+ on \S+:53: .*(?:i/o timeout|server misbehaving)|Resolving timed out|server can't find|no servers could be reached",
+    ),
+    # TCP
+    _sig(
+        "connect_timeout",
+        r"Connection timed out|ETIMEDOUT|Client\.Timeout exceeded|dial tcp \S+: i/o timeout|Timeout was reached|connect ETIMEDOUT",
+    ),
+    _sig(
+        "connect_refused",
+        r"Connection refused|ECONNREFUSED|Couldn't connect to server|connect:errno=111",
+    ),
+    _sig(
+        "connect_refused",
+        r"No route to host|EHOSTUNREACH|Network is unreachable|ENETUNREACH|connect:errno=113",
+    ),
+    # OpenVPN
+    _sig("middlebox", r"Bad encapsulated packet length", source="vpn"),
+    _sig("auth_failed", r"AUTH_FAILED", source="vpn"),
+    # chronyd and its health check
+    _sig("clock_wrong", r"System clock wrong by (-?[\d.]+) seconds", source="chrony"),
+    _sig(
+        "no_selectable_sources",
+        r"(?:Cannot|Can't) synchroni[sz]e: no selectable sources",
+        source="chrony",
+    ),
+    _sig("no_online_sources", r"No online NTP sources", source="chrony"),
+    _sig("backward_jump", r"Backward time jump detected", source="chrony"),
+    _sig(
+        "lost_sync_restart",
+        r"NTP time lost synchroni[sz]ation - restarting chronyd",
+        source="chrony",
+    ),
+    # dnsmasq
+    _sig("resolv_missing", r"failed to access (\S+): No such file or directory", source="dns"),
+    _sig("nameservers", r"using nameserver ([0-9a-fA-F.:]+)#\d+", HEALTH, "dns", frozenset()),
+    # supervisor
+    _sig("state_report_failure", r"Device state report failure\s*(.*)", source="supervisor"),
+    _sig("state_report_failure", r"Retrying current state report", source="supervisor"),
+    _sig("vpn_not_active", r"VPN connection is not active", source="supervisor"),
+    _sig("waiting_for_connectivity", r"Waiting for connectivity", source="supervisor"),
+    _sig("healthcheck_failure", r"Healthcheck failure", source="supervisor"),
+    _sig("healthy_500", r"GET /v1/healthy 500\b", source="supervisor"),
+    _sig("target_state_failure", r"Failed to get target state", source="supervisor"),
+    # os-config
+    _sig(
+        "fetch_failed",
+        r"(https?://\S+/os/v1/config): error trying to connect: (.*)",
+        source="os_config",
+    ),
+    # openssl s_client and curl
+    _sig("verify_error", r"verify error:num=(\d+):(.*)", source="openssl"),
+    _sig("verify_error", r"Verify return code: ([1-9]\d*) \((.*)\)", source="openssl"),
+    _sig("curl_error", r"curl: \((\d+)\) (.*)", source="curl"),
+)
+
+_PREFIX = re.compile(
+    r"^(?:[A-Z][a-z]{2}\s+\d{1,2}\s+\d\d:\d\d:\d\d(?:\.\d+)?"
+    r"|\d{4}-\d\d-\d\d[T ]\d\d:\d\d:\d\d(?:[.,]\d+)?(?:Z|[+-]\d\d:?\d\d)?)"
+    r"\s+\S+\s+([A-Za-z][\w.@-]*?)(?:\[\d+\])?:\s?(.*)$"
+)
+_JSON_ERROR = re.compile(r'"error"\s*:\s*"([^"]*)"')
+_QUOTE = re.compile(r"^(?:\s*>)+\s?")
+_ISSUER_DEPTH = re.compile(r"^depth=(\d+)\s+(.*)$")
+_ISSUER_CHAIN = re.compile(r"^\s*i:(.*)$")
+
+_PROCESS_SOURCES: tuple[tuple[str, str], ...] = (
+    ("openvpn", "vpn"),
+    ("supervisor", "supervisor"),
+    ("os-config", "os_config"),
+    ("chrony", "chrony"),
+    ("healthdog", "chrony"),
+    ("dnsmasq", "dns"),
+)
+_CONTENT_SOURCES: tuple[tuple[re.Pattern[str], str], ...] = (
+    (
+        re.compile(
+            r"^(?:depth=\d|verify (?:error|return)|Verify return code|Verification error|\s*[si]:)"
+        ),
+        "openssl",
+    ),
+    (
+        re.compile(
+            r"VERIFY (?:OK|ERROR|KU|EKU)|TLS Error|TLS_ERROR|SIGUSR1|openvpn|Peer Connection"
+        ),
+        "vpn",
+    ),
+    (
+        re.compile(r"^\[(?:info|error|event|debug|warn|success|api)\]|supervisor", re.I),
+        "supervisor",
+    ),
+    (re.compile(r"/os/v1/config"), "os_config"),
+    (re.compile(r"^curl:"), "curl"),
+    (re.compile(r"chrony", re.I), "chrony"),
+    (re.compile(r"dnsmasq", re.I), "dns"),
+)
+
+
+@dataclass(frozen=True)
+class Hit:
+    """One signature matched on one line."""
+
+    source: str
+    fact: str
+    kind: str
+    line: str
+    value: Any
+    resets: frozenset[str] | None
+
+
+def normalise_lines(text: str) -> list[str]:
+    """Split text into lines, unescaping JSON-escaped traces and stripping `> ` quoting."""
+    text = text.replace("\\r\\n", "\n").replace("\\n", "\n").replace('\\"', '"')
+    lines = []
+    for raw in text.splitlines():
+        line = _QUOTE.sub("", raw).rstrip()
+        if line.strip():
+            lines.append(line)
+    return lines
+
+
+def _source_of(process: str | None, message: str) -> str:
+    if process:
+        name = process.lower()
+        for needle, source in _PROCESS_SOURCES:
+            if needle in name:
+                return source
+    for pattern, source in _CONTENT_SOURCES:
+        if pattern.search(message):
+            return source
+    return "text"
+
+
+def _value(sig: Signature, match: re.Match[str]) -> Any:
+    if sig.fact == "clock_wrong":
+        return float(match.group(1))
+    if sig.fact in ("verify_error", "curl_error"):
+        return int(match.group(1))
+    if sig.fact == "resolv_missing":
+        return match.group(1)
+    if sig.fact == "nameservers":
+        return match.group(1)
+    if sig.fact == "state_report_failure" and match.groups():
+        error = _JSON_ERROR.search(match.group(1))
+        return error.group(1) if error else (match.group(1).strip() or True)
+    if sig.fact == "fetch_failed":
+        return match.group(2).strip()
+    return True
+
+
+def hits(text: str, default_source: str | None = None) -> list[Hit]:
+    """Every signature hit in ``text``, in order, benign lines skipped."""
+    found: list[Hit] = []
+    for line in normalise_lines(text):
+        if any(p.search(line) for p in BENIGN):
+            continue
+        prefix = _PREFIX.match(line.strip())
+        process, message = (prefix.group(1), prefix.group(2)) if prefix else (None, line.strip())
+        line_source = _source_of(process, message) if (process or not default_source) else None
+        line_source = line_source if line_source and line_source != "text" else default_source
+        for sig in SIGNATURES:
+            match = sig.pattern.search(message)
+            if match is None:
+                continue
+            source = sig.source or line_source or "text"
+            if sig.source == "curl" or sig.source == "openssl":
+                source = sig.source
+            found.append(
+                Hit(source, sig.fact, sig.kind, line.strip(), _value(sig, match), sig.resets)
+            )
+        issuer = _ISSUER_CHAIN.match(message) or _ISSUER_DEPTH.match(message)
+        if issuer and not (issuer.re is _ISSUER_DEPTH and issuer.group(1) == "0"):
+            found.append(
+                Hit("openssl", "issuer", HEALTH, line.strip(), issuer.groups()[-1].strip(), None)
+            )
+    return found
+
+
+_REACHED_TLS = frozenset({"resolve_failure", "connect_timeout", "connect_refused"})
+
+
+def _resets(hit: Hit) -> frozenset[str]:
+    if hit.resets:
+        return hit.resets
+    # a later TLS error shows the name resolved and TCP connected: earlier such errors are history
+    return _REACHED_TLS if hit.fact in _TLS_FACTS else frozenset()
+
+
+def _superseded(found: list[Hit]) -> list[Hit]:
+    """Drop problems that a later line of the same source supersedes."""
+    kept: list[Hit] = []
+    for index, hit in enumerate(found):
+        if hit.kind == PROBLEM and any(
+            later.source == hit.source and hit.fact in _resets(later)
+            for later in found[index + 1 :]
+        ):
+            continue
+        kept.append(hit)
+    return kept
+
+
+def scan(text: str, probe: str = "", default_source: str | None = None) -> list[Observation]:
+    """Observations ``log.<source>.<fact>`` found in ``text`` (see the module docstring)."""
+    grouped: dict[tuple[str, str], list[Hit]] = {}
+    for hit in _superseded(hits(text, default_source)):
+        grouped.setdefault((hit.source, hit.fact), []).append(hit)
+    observations = []
+    for (source, fact), group in grouped.items():
+        observations.append(
+            Observation(
+                key=f"log.{source}.{fact}",
+                value=_combine(fact, group),
+                evidence=_evidence(group),
+                probe=probe,
+            )
+        )
+    return observations
+
+
+def _combine(fact: str, group: Iterable[Hit]) -> Any:
+    values = [hit.value for hit in group]
+    if fact in ("nameservers", "issuer"):
+        return tuple(dict.fromkeys(values))
+    if fact == "clock_wrong":
+        return max(values, key=abs)
+    if fact in (
+        "verify_error",
+        "curl_error",
+        "state_report_failure",
+        "fetch_failed",
+        "resolv_missing",
+    ):
+        specific = [value for value in values if value is not True]
+        return specific[-1] if specific else values[-1]
+    return len(values)
+
+
+def _evidence(group: list[Hit]) -> tuple[str, ...]:
+    lines = list(dict.fromkeys(hit.line for hit in group))
+    if len(lines) > MAX_EVIDENCE:
+        lines = lines[:2] + lines[-(MAX_EVIDENCE - 2) :]
+    return tuple(lines)
+
+
+def journal_command(unit: str, lines: int = 200) -> str:
+    """The read-only journal step for ``unit`` (classic short format, newest ``lines``)."""
+    return f"journalctl --no-pager -n {int(lines)} -u {unit}"

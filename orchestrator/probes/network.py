@@ -1,0 +1,56 @@
+"""network: the LAN keys that group devices for network-wide patterns.
+
+Observations: ``net.gateway_ip``, ``net.interface``, ``net.gateway_mac`` (from
+``ip neigh show``), ``net.subnet`` (CIDR of the default-route interface's IPv4 address).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from collections.abc import Mapping
+
+from orchestrator.models import Observation, StepOutput
+from orchestrator.probes.base import Endpoints, ProbeContext, Step, make_probe, step_output
+
+NAME = "network"
+_DEFAULT = re.compile(r"^default\s+via\s+(\S+)(?:.*?\sdev\s+(\S+))?", re.MULTILINE)
+_ADDR = re.compile(r"^\d+:\s+(\S+)\s+inet\s+(\d+\.\d+\.\d+\.\d+/\d+)", re.MULTILINE)
+_NEIGH = re.compile(r"^(\S+)\s+dev\s+(\S+)\s+lladdr\s+([0-9a-fA-F:]{17})", re.MULTILINE)
+
+
+def build_steps(endpoints: Endpoints) -> tuple[Step, ...]:
+    """Default route, IPv4 addresses and the neighbour table."""
+    return (
+        Step("net.route", "ip -4 route show default", timeout_s=5),
+        Step("net.addr", "ip -4 -o addr show", timeout_s=5),
+        Step("net.neigh", "ip neigh show", timeout_s=5),
+    )
+
+
+def parse(steps: Mapping[str, StepOutput], ctx: ProbeContext) -> list[Observation]:
+    """Gateway IP and MAC, and the subnet of the default interface."""
+    route = step_output(steps, "net.route")
+    match = _DEFAULT.search(route.output) if route else None
+    if match is None:
+        return []
+    gateway, interface = match.group(1), match.group(2)
+    found = [Observation("net.gateway_ip", gateway, (match.group(0),), NAME)]
+    if interface:
+        found.append(Observation("net.interface", interface, (match.group(0),), NAME))
+    addr = step_output(steps, "net.addr")
+    for name, cidr in _ADDR.findall(addr.output if addr else ""):
+        if interface in (None, name):
+            subnet = str(ipaddress.ip_interface(cidr).network)
+            found.append(Observation("net.subnet", subnet, (f"{name} inet {cidr}",), NAME))
+            break
+    neigh = step_output(steps, "net.neigh")
+    for line in (neigh.output if neigh else "").splitlines():
+        entry = _NEIGH.match(line)
+        if entry and entry.group(1) == gateway:
+            found.append(Observation("net.gateway_mac", entry.group(3).lower(), (line,), NAME))
+            break
+    return found
+
+
+PROBE = make_probe(NAME, "LAN keys: default gateway IP and MAC, subnet", build_steps, parse)
