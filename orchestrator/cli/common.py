@@ -64,6 +64,17 @@ def handle_errors(func: Callable[..., Any]) -> Callable[..., Any]:
                 raise
             click.echo(f"orch: error: {exc}", err=True)
             sys.exit(exc.exit_code)
+        except (SystemExit, KeyboardInterrupt, click.exceptions.Exit, click.ClickException):
+            raise
+        except Exception as exc:
+            state = click.get_current_context().find_object(AppState)
+            if state is not None and state.debug:
+                raise
+            click.echo(
+                f"orch: internal error: {type(exc).__name__}: {exc} (rerun with --debug for details)",
+                err=True,
+            )
+            sys.exit(EXIT_FAILED)
 
     return wrapper
 

@@ -60,13 +60,13 @@ async def _sweep(state: AppState, params: dict[str, Any], progress_factory) -> A
             devices, label, fleet, ssh_overrides, proxy_user = await _open_source(
                 stack, state, params
             )
+            fleet_devices = devices
             devices = select_devices(devices, params["device"])
-            ssh = ssh_settings_from(
-                config,
-                key_files=tuple(params["key"]),
-                known_hosts=params["known_hosts"],
-                **ssh_overrides,
-            )
+            cli_overrides = {
+                "key_files": tuple(params["key"]),
+                "known_hosts": params["known_hosts"],
+            }
+            ssh = ssh_settings_from(config, **{**cli_overrides, **ssh_overrides})
             if params["insecure_no_host_key_check"]:
                 from dataclasses import replace
 
@@ -82,7 +82,9 @@ async def _sweep(state: AppState, params: dict[str, Any], progress_factory) -> A
             )
             progress = progress_factory(len(devices))
             try:
-                return await run_sweep(devices, request, config, store, ssh, routes, progress)
+                return await run_sweep(
+                    devices, request, config, store, ssh, routes, progress, fleet=fleet_devices
+                )
             finally:
                 progress.finish()
     finally:
@@ -93,6 +95,8 @@ async def _sweep(state: AppState, params: dict[str, Any], progress_factory) -> A
 async def _open_source(stack: AsyncExitStack, state: AppState, params: dict[str, Any]):
     """Devices, run label, fleet name, SSH overrides and proxy user for the chosen source."""
     config = state.config
+    if params["demo_devices"]:
+        params["demo"] = True
     chosen = [
         bool(params["demo"]),
         bool(params["inventory"]),
@@ -119,7 +123,7 @@ async def _open_source(stack: AsyncExitStack, state: AppState, params: dict[str,
         )
     from orchestrator.fleet.demo import start_demo_fleet
 
-    fleet = await stack.enter_async_context(start_demo_fleet())
+    fleet = await stack.enter_async_context(start_demo_fleet(size=params["demo_devices"]))
     tmp = stack.enter_context(tempfile.TemporaryDirectory(prefix="orch-demo-"))
     _key_path, known_hosts = fleet.write_client_files(Path(tmp))
     overrides = {"keys": (fleet.client_key,), "known_hosts": str(known_hosts)}
@@ -160,6 +164,11 @@ def register(group: click.Group) -> None:
         "--demo",
         is_flag=True,
         help="Diagnose the embedded demo fleet (simulated devices over real SSH).",
+    )
+    @click.option(
+        "--demo-devices",
+        type=click.IntRange(1, 20000),
+        help="A generated mixed demo fleet of N simulated devices instead of the 13 scenarios.",
     )
     @click.option(
         "--inventory",

@@ -19,6 +19,7 @@ from orchestrator.sim.model import (
     SimDeviceSpec,
     apply_scenario,
     lan_for,
+    make_fleet,
     make_uuid,
     with_host_ip,
 )
@@ -93,8 +94,14 @@ class DemoFleetSource:
 
 
 @contextlib.asynccontextmanager
-async def start_demo_fleet(workdir: Path | None = None) -> AsyncIterator[SimFleet]:
+async def start_demo_fleet(
+    workdir: Path | None = None, size: int | None = None
+) -> AsyncIterator[SimFleet]:
     """Start the demo fleet; yields the running ``SimFleet`` (keys: ``client_key``,
-    ``write_client_files``; source: ``DemoFleetSource(fleet)``)."""
-    async with SimFleet(demo_specs(), workdir=workdir) as fleet:
+    ``write_client_files``; source: ``DemoFleetSource(fleet)``).
+
+    ``size`` replaces the 13 scenario devices with a generated mixed fleet of that many devices.
+    """
+    specs = make_fleet(size) if size else demo_specs()
+    async with SimFleet(specs, workdir=workdir) as fleet:
         yield fleet
