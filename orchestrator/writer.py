@@ -20,12 +20,13 @@ SaveBatch = Callable[[Sequence[DeviceReport]], None]
 class BatchingWriter:
     """Collects reports and saves them in batches on one background thread."""
 
-    def __init__(self, save: SaveBatch, *, max_batch: int = 200, max_delay_s: float = 0.05):
+    def __init__(self, save: SaveBatch, *, max_batch: int = 500, max_delay_s: float = 0.5):
         self._save = save
         self._max_batch = max_batch
         self._max_delay_s = max_delay_s
         self._pending: list[tuple[DeviceReport, asyncio.Future[None]]] = []
-        self._wakeup = asyncio.Event()
+        self._arrived = asyncio.Event()
+        self._full = asyncio.Event()
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="orch-store")
         self._task: asyncio.Task[None] | None = None
         self._closing = False
@@ -33,24 +34,28 @@ class BatchingWriter:
 
     async def put(self, report: DeviceReport) -> None:
         """Queue one report and wait until it is stored (raises if storing failed)."""
+        loop = asyncio.get_running_loop()
         if self._task is None:
-            self._task = asyncio.get_running_loop().create_task(self._flush_loop())
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            self._task = loop.create_task(self._flush_loop())
+        future: asyncio.Future[None] = loop.create_future()
         self._pending.append((report, future))
+        self._arrived.set()
         if len(self._pending) >= self._max_batch:
-            self._wakeup.set()
+            self._full.set()
         await asyncio.shield(future)
 
     async def _flush_loop(self) -> None:
-        while not self._closing or self._pending:
+        while True:
             if not self._pending:
-                self._wakeup.clear()
-                await self._wakeup.wait()
+                if self._closing:
+                    return
+                self._arrived.clear()
+                await self._arrived.wait()
                 continue
             if len(self._pending) < self._max_batch and not self._closing:
+                self._full.clear()
                 with contextlib.suppress(asyncio.TimeoutError):
-                    await asyncio.wait_for(self._wakeup.wait(), self._max_delay_s)
-                self._wakeup.clear()
+                    await asyncio.wait_for(self._full.wait(), self._max_delay_s)
             await self._flush()
 
     async def _flush(self) -> None:
@@ -75,7 +80,8 @@ class BatchingWriter:
     async def close(self) -> None:
         """Store everything still pending, then stop the background thread."""
         self._closing = True
-        self._wakeup.set()
+        self._arrived.set()
+        self._full.set()
         if self._task is not None:
             await self._task
         elif self._pending:

@@ -65,3 +65,16 @@ def test_close_flushes_reports_of_cancelled_waiters() -> None:
 
     asyncio.run(main())
     assert saved == ["u7"]
+
+
+def test_one_device_at_a_time_is_stored_promptly() -> None:
+    saved: list[str] = []
+
+    async def main() -> None:
+        writer = BatchingWriter(lambda b: saved.extend(r.uuid for r in b), max_delay_s=0.01)
+        for i in range(5):  # each put must complete although nothing else arrives
+            await asyncio.wait_for(writer.put(report(i)), timeout=2)
+        await writer.close()
+
+    asyncio.run(main())
+    assert saved == [f"u{i}" for i in range(5)]

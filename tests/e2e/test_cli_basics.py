@@ -1,0 +1,101 @@
+"""CLI conventions: help everywhere, one-line errors with exit 2, probes listing, db commands."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+import pytest
+from click.testing import CliRunner
+
+from orchestrator.cli import main
+
+
+def all_commands(group: click.Group, prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
+    found = []
+    for name, command in group.commands.items():
+        found.append((*prefix, name))
+        if isinstance(command, click.Group):
+            found.extend(all_commands(command, (*prefix, name)))
+    return found
+
+
+@pytest.mark.parametrize("path", all_commands(main))
+def test_every_command_has_help(path: tuple[str, ...]) -> None:
+    result = CliRunner().invoke(main, [*path, "--help"])
+    assert result.exit_code == 0
+    command = main
+    for name in path:
+        command = command.commands[name]
+    assert command.help and len(command.help.strip()) > 10, path
+
+
+def test_invalid_config_is_one_line_exit_2(tmp_path: Path) -> None:
+    config = tmp_path / "orch.toml"
+    config.write_text("[run]\nconcurrency = -3\n")
+    result = CliRunner().invoke(main, ["--config", str(config), "probes"])
+    assert result.exit_code == 2
+    assert result.stderr.strip().count("\n") == 0
+    assert "run.concurrency" in result.stderr and str(config) in result.stderr
+
+
+def test_unknown_probe_is_a_usage_error(tmp_path: Path) -> None:
+    result = CliRunner().invoke(
+        main, ["diagnose", "--demo", "--probe", "nope", "--db", f"sqlite:///{tmp_path}/x.db"]
+    )
+    assert result.exit_code == 2
+    assert "nope" in result.stderr and "time" in result.stderr
+
+
+def test_unreachable_database_is_one_line_exit_3() -> None:
+    result = CliRunner().invoke(
+        main, ["runs", "--db", "postgresql+psycopg://orch:s3cret@127.0.0.1:1/orch"]
+    )
+    assert result.exit_code == 3
+    assert "s3cret" not in result.stderr
+    assert result.stderr.strip().count("\n") == 0
+
+
+def test_probes_lists_every_probe_with_exact_commands(tmp_path: Path) -> None:
+    config = tmp_path / "orch.toml"
+    config.write_text('[endpoints]\napi = "https://api.example.test"\n')
+    result = CliRunner().invoke(main, ["--config", str(config), "probes", "--format", "json"])
+    assert result.exit_code == 0
+    probes = json.loads(result.stdout)
+    names = [p["name"] for p in probes]
+    assert names[0] == "time"
+    assert {"time", "dns", "api", "vpn", "endpoints", "tls", "supervisor", "registry"} <= set(names)
+    commands = [s["command"] for p in probes for s in p["steps"]]
+    assert "date -u +%s" in commands
+    assert any("https://api.example.test/ping" in c for c in commands)
+    table = CliRunner().invoke(main, ["--config", str(config), "probes"])
+    assert "$ date -u +%s" in table.stdout
+
+
+def test_db_upgrade_and_current_on_sqlite(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'fresh.sqlite3'}"
+    upgraded = CliRunner().invoke(main, ["db", "upgrade", "--db", url])
+    assert upgraded.exit_code == 0, upgraded.output
+    current = CliRunner().invoke(main, ["db", "current", "--db", url])
+    assert current.exit_code == 0
+    assert "up to date" in current.stdout
+
+
+def test_show_unknown_run_is_exit_2(tmp_path: Path) -> None:
+    result = CliRunner().invoke(main, ["show", "999", "--db", f"sqlite:///{tmp_path}/x.db"])
+    assert result.exit_code == 2
+    assert "999" in result.stderr
+
+
+def test_explain_names_the_seed_root_cause() -> None:
+    text = (
+        "Mar 23 12:00:25 9294512 openvpn[135086]: Thu Mar 23 12:00:25 2017 VERIFY ERROR: depth=1, "
+        "error=certificate is not yet valid: C=US, ST=WA, L=Seattle, O=balena.io, OU=balenaCloud, "
+        "CN=open-balena-vpn-rootCA\n"
+    )
+    result = CliRunner().invoke(main, ["explain", "--format", "json"], input=text)
+    assert result.exit_code == 1
+    document = json.loads(result.stdout)
+    assert document["verdict"] == "problems"
+    assert any(code.startswith("time.") for code in document["root_causes"])
