@@ -50,7 +50,13 @@ def network_keys(device: Device, observations: list[Observation]) -> NetworkKeys
 
 
 def unreachable_report(
-    device: Device, route: Route | None, kind: str, message: str, started: datetime
+    device: Device,
+    route: Route | None,
+    kind: str,
+    message: str,
+    started: datetime,
+    *,
+    truncated: bool = False,
 ) -> DeviceReport:
     """The report of a device that could not be reached at all."""
     return DeviceReport(
@@ -64,6 +70,7 @@ def unreachable_report(
         network=network_keys(device, []),
         started_at=started,
         finished_at=datetime.now(timezone.utc),
+        output_truncated=truncated,
     )
 
 
@@ -80,14 +87,19 @@ def assess_device(
     split = split_output(result.stdout, nonce, plan.steps, result.chunk_times)
     error = result.error
     if not split.hello:
+        cut = "; output exceeded the size cap and was truncated" if result.truncated else ""
         if error is not None:
-            return unreachable_report(device, route, error.kind, str(error), started)
+            return unreachable_report(
+                device, route, error.kind, f"{error}{cut}", started, truncated=result.truncated
+            )
         excerpt = printable_excerpt(result.stdout or result.stderr)
         message = (
             f"{route.describe()}: the device did not run the probe script "
-            f"(exit status {result.exit_status}; output: {excerpt or 'none'})"
+            f"(exit status {result.exit_status}; output: {excerpt or 'none'}){cut}"
         )
-        return unreachable_report(device, route, "protocol", message, started)
+        return unreachable_report(
+            device, route, "protocol", message, started, truncated=result.truncated
+        )
 
     context = ProbeContext(
         endpoints=plan.endpoints,
