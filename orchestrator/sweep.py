@@ -20,7 +20,12 @@ from orchestrator.probes.registry import get_probes, steps_for
 from orchestrator.runner import FleetRunner, RunPlan
 from orchestrator.store import Store
 from orchestrator.transport.limits import RouteLimiter
-from orchestrator.transport.routes import RouteSettings, explain_unreachable, plan_routes
+from orchestrator.transport.routes import (
+    FleetIndex,
+    RouteSettings,
+    explain_unreachable,
+    plan_routes,
+)
 from orchestrator.transport.ssh import SSHSettings, SSHTransport, raise_nofile_limit
 from orchestrator.writer import BatchingWriter
 
@@ -72,6 +77,7 @@ def ssh_settings_from(config: Config, **overrides: object) -> SSHSettings:
         login_timeout_s=section["login_timeout"],
         device_timeout_s=section["device_timeout"],
         max_output_bytes=section["max_output_bytes"],
+        proxy_sessions_per_connection=config.routes["sessions_per_connection"],
     )
     return replace(settings, **{k: v for k, v in overrides.items() if v not in (None, ())})
 
@@ -105,8 +111,13 @@ async def run_sweep(
     ssh: SSHSettings,
     routes: RouteSettings,
     progress: Callable[[DeviceReport], None] | None = None,
+    fleet: Sequence[Device] | None = None,
 ) -> SweepOutcome:
-    """Diagnose ``devices`` and store the run; Ctrl-C or a crash leaves it ``interrupted``."""
+    """Diagnose ``devices`` and store the run; Ctrl-C or a crash leaves it ``interrupted``.
+
+    ``fleet`` is the whole fleet the devices belong to (default: ``devices``): route planning
+    looks for gateways and siblings in it even when only some devices are diagnosed.
+    """
     probes = get_probes(request.probes)
     endpoints = endpoints_from(config)
     concurrency = request.concurrency or config.run["concurrency"]
@@ -124,12 +135,14 @@ async def run_sweep(
     if warning:
         warnings.append(warning)
     transport = SSHTransport(replace(ssh, device_timeout_s=device_timeout))
-    fleet = list(devices)
+    targets = list(devices)
+    # built once: planning per device stays O(1) in fleet size
+    index = FleetIndex(list(fleet) if fleet is not None else targets)
     runner = FleetRunner(
         plan,
         transport,
-        lambda device: plan_routes(device, fleet, routes),
-        explain_unreachable=lambda device: explain_unreachable(device, fleet, routes),
+        lambda device: plan_routes(device, index, routes),
+        explain_unreachable=lambda device: explain_unreachable(device, index, routes),
         limiter=RouteLimiter(routes.max_proxy_sessions, routes.max_targets_per_gateway),
     )
     options = {
@@ -142,7 +155,7 @@ async def run_sweep(
         store.start_run,
         source=request.source_label,
         fleet=request.fleet,
-        devices_total=len(fleet),
+        devices_total=len(targets),
         options=options,
     )
     writer = BatchingWriter(lambda batch: store.save_reports(run_id, batch))
@@ -154,7 +167,7 @@ async def run_sweep(
 
     status = "failed"
     try:
-        await runner.run(fleet, sink, progress)
+        await runner.run(targets, sink, progress)
         await writer.close()
         status = "completed"
     except asyncio.CancelledError:
@@ -171,7 +184,7 @@ async def run_sweep(
         min_share=config.patterns["min_share"],
         max_p_value=config.patterns["max_p_value"],
     )
-    by_uuid = {device.uuid: device for device in fleet}
+    by_uuid = {device.uuid: device for device in targets}
     network = find_patterns(reports, by_uuid, settings)
     if network:
         reports = attribute(reports, network)

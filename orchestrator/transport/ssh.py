@@ -8,6 +8,9 @@ asyncssh file paths instead makes it re-read and re-validate them on every conne
 Host keys are checked against known_hosts by default; an unknown host is an error, never a silent
 trust-on-first-use. ``insecure_no_host_key_check`` turns checking off and logs a loud warning.
 
+Proxy and hostvia routes share connections: many devices' sessions run as channels over a few
+connections to the proxy host (see ``pool.py``); direct and jump routes connect per device.
+
 Device problems never raise: ``run_script`` returns a ``ScriptResult`` whose ``error`` says what
 went wrong, keeping whatever output had arrived.
 """
@@ -35,6 +38,7 @@ from orchestrator.transport.errors_map import (
     proxy_refusal,
     timeout_error,
 )
+from orchestrator.transport.pool import ConnectionPool, SessionsRefused
 
 __all__ = [
     "SSHSettings",
@@ -50,6 +54,8 @@ DEFAULT_KEY_NAMES = ("id_ed25519", "id_ecdsa", "id_rsa")
 STDERR_KEEP_BYTES = 64 * 1024
 READ_CHUNK = 64 * 1024
 CLOSE_GRACE_S = 2.0
+POOLED_KINDS = frozenset({"proxy", "hostvia"})
+"""Route kinds whose sessions share connections to the proxy host."""
 
 
 @dataclass(frozen=True)
@@ -73,6 +79,8 @@ class SSHSettings:
     keepalive_interval_s: float = 15.0
     max_output_bytes: int = 4 * 1024 * 1024
     """Client-side cap on one device's stdout; beyond it the channel is closed."""
+    proxy_sessions_per_connection: int = 10
+    """Device sessions sharing one connection to the proxy host (OpenSSH MaxSessions: 10)."""
 
 
 @dataclass(frozen=True)
@@ -205,9 +213,28 @@ class SSHTransport:
             login_timeout=0,
             keepalive_interval=settings.keepalive_interval_s,
         )
+        self._pools: dict[tuple[str, int, str], ConnectionPool] = {}
 
     async def close(self) -> None:
-        """Release resources; connections are per device and already closed."""
+        """Close the shared proxy connections (per-device connections are already closed)."""
+        pools, self._pools = list(self._pools.values()), {}
+        for pool in pools:
+            await pool.close()
+
+    def pool_for(self, route: Route) -> ConnectionPool:
+        """The connection pool of the proxy host ``route`` goes through (made on first use)."""
+        key = (route.host, route.port, route.user)
+        pool = self._pools.get(key)
+        if pool is None:
+            hop = Route("direct", route.host, route.port, route.user)
+            where = hop_name(hop)
+
+            async def connect() -> asyncssh.SSHClientConnection:
+                return await self._login(hop, None, where, _Progress(where=where))
+
+            pool = ConnectionPool(connect, self.settings.proxy_sessions_per_connection)
+            self._pools[key] = pool
+        return pool
 
     async def run_script(
         self, route: Route, script: bytes, *, deadline_s: float | None = None
@@ -258,6 +285,9 @@ class SSHTransport:
         return len(progress.stdout) if progress.sent_at else None
 
     async def _run(self, route: Route, script: bytes, progress: _Progress) -> None:
+        if route.kind in POOLED_KINDS:
+            await self._run_pooled(route, script, progress)
+            return
         started = time.monotonic()
         async with AsyncExitStack() as stack:
             conn = await self._connect_chain(route, stack, progress, is_target=True)
@@ -334,11 +364,45 @@ class SSHTransport:
         except asyncssh.PermissionDenied:
             raise auth_error(where, hop.user, self.key_labels) from None
 
+    async def _run_pooled(self, route: Route, script: bytes, progress: _Progress) -> None:
+        """Run the script as one channel of a shared connection to the proxy host."""
+        started = time.monotonic()
+        where = hop_name(route)
+        progress.phase = f"connecting to {where}"
+
+        async def open_process(conn: asyncssh.SSHClientConnection) -> asyncssh.SSHClientProcess:
+            return await conn.create_process(route.command, encoding=None)
+
+        try:
+            async with self.pool_for(route).session(open_process) as session:
+                progress.connect_s = time.monotonic() - started
+                progress.phase = "running the script"
+                try:
+                    await self._exchange(session.channel, script, progress)
+                except (asyncssh.Error, OSError):
+                    if not session.connection_lost:
+                        raise
+                lost = session.connection_lost and progress.exit_status is None
+                if lost and not progress.truncated:
+                    raise _lost_shared(where, len(progress.stdout))
+        except SessionsRefused as exc:
+            raise TransportError(
+                "proxy",
+                f"{where} ({route.command}): the proxy refused every session channel "
+                f"({one_line(exc.reason)}); check its session limit (MaxSessions)",
+            ) from None
+
     async def _exec(
         self, conn: asyncssh.SSHClientConnection, route: Route, script: bytes, progress: _Progress
     ) -> None:
         """Run the route's command with the script on stdin and collect its output."""
         process = await conn.create_process(route.command, encoding=None)
+        await self._exchange(process, script, progress)
+
+    async def _exchange(
+        self, process: asyncssh.SSHClientProcess, script: bytes, progress: _Progress
+    ) -> None:
+        """Write the script to the process's stdin and collect its output."""
         stderr_task = asyncio.ensure_future(_drain_stderr(process, progress))
         try:
             progress.sent_at = time.time()
@@ -377,6 +441,14 @@ class SSHTransport:
                 return
             out += chunk
             progress.chunk_times.append((len(out), time.time()))
+
+
+def _lost_shared(where: str, received: int) -> TransportError:
+    return TransportError(
+        "disconnected",
+        f"{where}: the shared connection to the proxy was lost after {received} bytes of output; "
+        "the proxy or the network dropped it",
+    )
 
 
 async def _drain_stderr(process: asyncssh.SSHClientProcess, progress: _Progress) -> None:
