@@ -70,6 +70,7 @@ SCHEMA: dict[str, dict[str, tuple[type | tuple[type, ...], Any, str | None]]] = 
         "api_url": (str, "https://api.balena-cloud.com/", None),
         "token": (str, "", None),
         "ssh_host": (str, "ssh.balena-devices.com", None),
+        "ssh_port": (int, 22, _POSITIVE),
         "ssh_user": (str, "", None),
         "timeout": ((int, float), 30.0, _POSITIVE),
         "page_size": (int, 500, _POSITIVE),

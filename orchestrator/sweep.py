@@ -89,6 +89,7 @@ def route_settings_from(config: Config, mode: str | None, proxy_user: str | None
     return RouteSettings(
         mode=chosen,
         proxy_host=balena["ssh_host"],
+        proxy_port=balena["ssh_port"],
         proxy_user=balena["ssh_user"] or proxy_user,
         direct_port=config.ssh["port"],
         direct_user=config.ssh["user"],

@@ -28,7 +28,7 @@ def balena_settings_from(config: Any) -> Any:
 
 def _listing(state: AppState, slugs: list[str], all_fleets: bool, route: str | None) -> list[dict]:
     from orchestrator.errors import UsageError
-    from orchestrator.fleet.balena import BalenaFleetSource, list_fleets
+    from orchestrator.fleet.balena import BalenaFleetSource, list_fleets, whoami_username
     from orchestrator.sweep import route_settings_from
     from orchestrator.transport.routes import explain_unreachable, plan_routes
 
@@ -40,7 +40,7 @@ def _listing(state: AppState, slugs: list[str], all_fleets: bool, route: str | N
     devices = []
     for slug in slugs:
         devices.extend(BalenaFleetSource(settings, slug).list_devices())
-    routes = route_settings_from(state.config, route, settings.ssh_user or "<you>")
+    routes = route_settings_from(state.config, route, whoami_username(settings))
     rows = []
     for device in devices:
         planned = plan_routes(device, devices, routes)
