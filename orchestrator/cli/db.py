@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from orchestrator.cli.common import AppState, emit, handle_errors
+from orchestrator.cli.common import AppState, emit, handle_errors, parse_since
 
 
 def register(group: click.Group) -> None:
@@ -40,3 +40,38 @@ def register(group: click.Group) -> None:
             emit(
                 f"{store.url}: current {revision or 'none (empty database)'}, head {head}: {status}"
             )
+
+    @db.command()
+    @click.option(
+        "--older-than",
+        required=True,
+        help="Prune runs started before this age or date (90d, 12w, or an ISO date).",
+    )
+    @click.option(
+        "--keep-findings/--all",
+        "keep_findings",
+        default=True,
+        help="Remove only raw step outputs and observations (default), or whole runs.",
+    )
+    @click.option("--db", "url", help="Database URL.")
+    @click.pass_obj
+    @handle_errors
+    def prune(state: AppState, older_than: str, keep_findings: bool, url: str | None) -> None:
+        """Remove old raw step outputs (or with --all whole runs) to bound the database size.
+
+        By default runs, device results and findings stay, so history, diff and patterns keep
+        working; runs still running are never touched.
+        """
+        from orchestrator.report.history_render import render_prune
+
+        from orchestrator.errors import UsageError
+
+        cutoff = parse_since(older_than)
+        if cutoff is None:
+            raise UsageError("--older-than needs an age or date, e.g. 90d")
+        store = state.open_store(url)
+        try:
+            result = store.prune(cutoff, whole_runs=not keep_findings)
+        finally:
+            store.close()
+        emit(render_prune(result, cutoff))

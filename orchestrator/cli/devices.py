@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 import click
-from tabulate import tabulate
 
 from orchestrator.cli.common import FORMAT_CHOICES, AppState, dumps, emit, handle_errors
 
@@ -83,7 +81,7 @@ def register(group: click.Group) -> None:
         state: AppState, fleet: tuple[str, ...], all_fleets: bool, route: str | None, fmt: str
     ) -> None:
         """List fleet devices with their state, network keys and the route orch would use."""
-        rows = asyncio.run(asyncio.to_thread(_listing, state, list(fleet), all_fleets, route))
+        rows = _listing(state, list(fleet), all_fleets, route)
         if fmt == "json":
             emit(dumps(rows))
         elif fmt == "csv":
@@ -101,6 +99,8 @@ def register(group: click.Group) -> None:
                 )
             emit(buffer.getvalue().rstrip("\n"))
         else:
+            from tabulate import tabulate
+
             table = [
                 [
                     r["name"],

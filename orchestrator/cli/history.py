@@ -13,6 +13,7 @@ from orchestrator.cli.common import (
     handle_errors,
     parse_since,
 )
+from orchestrator.models import CATEGORIES
 
 
 def register(group: click.Group) -> None:
@@ -85,6 +86,7 @@ def register(group: click.Group) -> None:
                     r["status"],
                     r["started_at"][:19],
                     r["source"],
+                    r["fleet"] or "-",
                     f"{r['devices_reached']}/{r['devices_total']}",
                     r["devices_with_problems"],
                 ]
@@ -93,7 +95,15 @@ def register(group: click.Group) -> None:
             emit(
                 tabulate(
                     table,
-                    headers=["run", "status", "started (UTC)", "source", "reached", "problems"],
+                    headers=[
+                        "run",
+                        "status",
+                        "started (UTC)",
+                        "source",
+                        "fleet",
+                        "reached",
+                        "problems",
+                    ],
                 )
                 if table
                 else "no runs stored yet"
@@ -101,15 +111,49 @@ def register(group: click.Group) -> None:
 
     @group.command()
     @click.argument("run_id", type=int, required=False)
+    @click.option(
+        "--category",
+        type=click.Choice(CATEGORIES),
+        help="Only devices with a problem of this category.",
+    )
+    @click.option("--code", help="Only devices with this finding code (e.g. vpn.port_blocked).")
+    @click.option(
+        "--network",
+        help="Only devices on this network, KIND:VALUE (lan, public_address, site, label), "
+        "or listed in its network finding.",
+    )
+    @click.option(
+        "--reachable/--unreachable",
+        "reachable",
+        default=None,
+        help="Only devices that were (not) reached.",
+    )
     @click.option("--db", help="Database URL.")
     @click.option("--format", "fmt", type=FORMAT_CHOICES, default="table", show_default=True)
     @click.pass_obj
     @handle_errors
-    def show(state: AppState, run_id: int | None, db: str | None, fmt: str) -> None:
-        """Show one stored run (default: the latest) exactly as `diagnose` printed it."""
+    def show(
+        state: AppState,
+        run_id: int | None,
+        category: str | None,
+        code: str | None,
+        network: str | None,
+        reachable: bool | None,
+        db: str | None,
+        fmt: str,
+    ) -> None:
+        """Show one stored run (default: the latest) exactly as `diagnose` printed it.
+
+        Filters select devices only; the document keeps its shape and network findings.
+        """
         from orchestrator.errors import UsageError
+        from orchestrator.history_models import on_network, parse_network
         from orchestrator.report.render import FORMATS
 
+        try:
+            wanted_network = parse_network(network) if network else None
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
         store = state.open_store(db)
         try:
             if run_id is None:
@@ -117,8 +161,13 @@ def register(group: click.Group) -> None:
                 if run_id is None:
                     raise UsageError("no runs stored yet: run `orch diagnose` first")
             run = store.get_run(run_id)
-            reports = store.load_reports(run_id)
-            network = store.load_network_findings(run_id)
+            reports = store.load_reports_where(
+                run_id, category=category, code=code, reachable=reachable
+            )
+            findings = store.load_network_findings(run_id)
         finally:
             store.close()
-        emit(FORMATS[fmt](run, reports, network))
+        if wanted_network is not None:
+            kind, value = wanted_network
+            reports = [r for r in reports if on_network(r, kind, value, findings)]
+        emit(FORMATS[fmt](run, reports, findings))
