@@ -20,7 +20,7 @@ SaveBatch = Callable[[Sequence[DeviceReport]], None]
 class BatchingWriter:
     """Collects reports and saves them in batches on one background thread."""
 
-    def __init__(self, save: SaveBatch, *, max_batch: int = 500, max_delay_s: float = 0.5):
+    def __init__(self, save: SaveBatch, *, max_batch: int = 500, max_delay_s: float = 0.05):
         self._save = save
         self._max_batch = max_batch
         self._max_delay_s = max_delay_s

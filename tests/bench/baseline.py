@@ -1,0 +1,70 @@
+"""The bare asyncssh loop orch is compared with: connect, ``sh -s`` with the script, close.
+
+One options object with the key and known_hosts preloaded, a semaphore of ``--concurrency``
+connections, no parsing or storage: the practical floor for a Python SSH fan-out. Prints how
+many devices answered with output that carries the script's nonce.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import resource
+import sys
+from pathlib import Path
+
+import asyncssh
+
+
+async def sweep(
+    devices: list[dict],
+    options: asyncssh.SSHClientConnectionOptions,
+    script: bytes,
+    nonce: bytes,
+    concurrency: int,
+) -> int:
+    gate = asyncio.Semaphore(concurrency)
+
+    async def one(device: dict) -> bool:
+        async with gate:
+            try:
+                async with asyncssh.connect(
+                    device["address"], device["port"], username=device["user"], options=options
+                ) as conn:
+                    result = await conn.run("sh -s", input=script, encoding=None, check=False)
+            except (OSError, asyncssh.Error):
+                return False
+            return nonce in (result.stdout or b"")
+
+    return sum(await asyncio.gather(*(one(device) for device in devices)))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--inventory", required=True)
+    parser.add_argument("--key", required=True)
+    parser.add_argument("--known-hosts", required=True)
+    parser.add_argument("--script", required=True)
+    parser.add_argument("--nonce", required=True)
+    parser.add_argument("--concurrency", type=int, default=200)
+    args = parser.parse_args()
+    _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    devices = json.loads(Path(args.inventory).read_text())
+    options = asyncssh.SSHClientConnectionOptions(
+        client_keys=[asyncssh.read_private_key(args.key)],
+        known_hosts=asyncssh.read_known_hosts(args.known_hosts),
+        agent_path=None,
+        config=None,
+        gss_auth=False,
+        gss_kex=False,
+    )
+    script = Path(args.script).read_bytes()
+    ok = asyncio.run(sweep(devices, options, script, args.nonce.encode(), args.concurrency))
+    print(json.dumps({"devices_ok": ok}))
+    sys.exit(0)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,427 @@
+"""Benchmark orch's full job against a simulated fleet, beside a bare asyncssh loop.
+
+    python tests/bench/run_bench.py --sizes 200,1000,10000 [--delay-ms 25] [--route direct]
+
+For each size N: capture the real probe output once per scenario (capture.py), start the fleet
+(fleet.py, ``--fleet-procs`` processes, one loopback listener per device plus a proxy port),
+then measure the bare asyncssh loop (baseline.py) and ``orch diagnose --inventory ...
+--format json`` (SQLite in a temp dir) as subprocesses: wall time, CPU of the process tree
+(``wait4`` rusage), peak RSS (``/proc`` sampled every 50 ms, and ``ru_maxrss``) and devices
+completed. Everything runs in a private network namespace (``unshare -n``, loopback only) so
+the proxy can listen on port 22 and nothing else on the machine is disturbed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO))
+
+import asyncssh  # noqa: E402
+
+from orchestrator.probes.script import new_nonce  # noqa: E402
+from orchestrator.sim.model import make_fleet  # noqa: E402
+from tests.bench.capture import capture_sync, probe_script  # noqa: E402
+
+BASE_PORT = 20000
+PROXY_PORT = 22
+JUMP_GROUP = 10
+"""Jump route: every tenth device is a gateway for the nine after it."""
+ORCH = "from orchestrator.cli import main; main()"
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--sizes", default="200,1000", help="comma list of fleet sizes")
+    parser.add_argument("--delay-ms", type=float, default=0.0, help="one-way delay (sleeps)")
+    parser.add_argument("--route", choices=("direct", "jump", "proxy"), default="direct")
+    parser.add_argument("--concurrency", type=int, default=200, help="orch and baseline")
+    parser.add_argument("--reps", type=int, default=1)
+    parser.add_argument("--fleet-procs", type=int, default=2)
+    parser.add_argument("--profile", metavar="DIR", help="also run orch under py-spy into DIR")
+    parser.add_argument("--json-out", help="write all measurements here")
+    parser.add_argument("--no-netns", action="store_true", help="run in the current namespace")
+    parser.add_argument("--keep", action="store_true", help="keep the work directory")
+    return parser.parse_args()
+
+
+def reexec_in_netns() -> None:
+    """Run this script again inside a new network namespace with only ``lo`` (up)."""
+    inner = " ".join(_quote(a) for a in [sys.executable, *sys.argv, "--no-netns"])
+    command = ["unshare", "-n", "--", "sh", "-c", f"ip link set lo up && exec {inner}"]
+    os.execvp(command[0], command)
+
+
+def _quote(text: str) -> str:
+    return "'" + text.replace("'", "'\\''") + "'"
+
+
+class Measured(dict):
+    """wall_s, cpu_s, peak_rss_mb, maxrss_mb, rc, stdout path of one measured process."""
+
+
+def measure(argv: list[str], out: Path, env: dict[str, str]) -> Measured:
+    """Run ``argv`` to completion; wall, CPU (wait4 rusage of its tree) and peak RSS."""
+    peak = [0]
+    started = time.monotonic()
+    with out.open("wb") as stdout, (out.with_suffix(".err")).open("wb") as stderr:
+        proc = subprocess.Popen(argv, stdout=stdout, stderr=stderr, env=env)
+        done = threading.Event()
+
+        def sample() -> None:
+            status = Path(f"/proc/{proc.pid}/status")
+            while not done.is_set():
+                try:
+                    for line in status.read_text().splitlines():
+                        if line.startswith("VmRSS:"):
+                            peak[0] = max(peak[0], int(line.split()[1]))
+                except (OSError, ValueError):
+                    pass
+                done.wait(0.05)
+
+        sampler = threading.Thread(target=sample, daemon=True)
+        sampler.start()
+        _pid, status, usage = os.wait4(proc.pid, 0)
+        wall = time.monotonic() - started
+        done.set()
+        sampler.join()
+        proc.returncode = os.waitstatus_to_exitcode(status)
+    return Measured(
+        wall_s=round(wall, 3),
+        cpu_s=round(usage.ru_utime + usage.ru_stime, 3),
+        peak_rss_mb=round(peak[0] / 1024, 1),
+        maxrss_mb=round(usage.ru_maxrss / 1024, 1),
+        rc=proc.returncode,
+    )
+
+
+def write_keys(work: Path) -> tuple[Path, Path, Path, asyncssh.SSHKey]:
+    client = asyncssh.generate_private_key("ssh-ed25519")
+    host = asyncssh.generate_private_key("ssh-ed25519")
+    key_path, host_path = work / "id_ed25519", work / "host_key"
+    client.write_private_key(str(key_path))
+    client.write_public_key(str(key_path) + ".pub")
+    host.write_private_key(str(host_path))
+    key_path.chmod(0o600)
+    return key_path, Path(str(key_path) + ".pub"), host_path, host
+
+
+def build_fleet(n: int, route: str) -> list[dict]:
+    """Inventory entries (plus scenario) for N devices on ports BASE_PORT + i."""
+    devices = []
+    for index, spec in enumerate(make_fleet(n)):
+        entry = {
+            "uuid": spec.uuid,
+            "name": spec.name,
+            "address": "127.0.0.1",
+            "port": BASE_PORT + index,
+            "user": "root",
+            "site": spec.site,
+            "public_address": spec.public_address,
+            "scenario": spec.scenario,
+        }
+        if route == "jump" and index % JUMP_GROUP:
+            entry["gateway"] = devices[index - index % JUMP_GROUP]["uuid"]
+        devices.append(entry)
+    return devices
+
+
+def write_config(path: Path, route: str, concurrency: int) -> None:
+    lines = [
+        "[run]",
+        f"concurrency = {concurrency}",
+        "[routes]",
+        f'mode = "{"proxy" if route == "proxy" else "auto"}"',  # auto: gateways go direct
+        f"max_proxy_sessions = {concurrency}",
+        f"max_targets_per_gateway = {JUMP_GROUP - 1}",
+        "[balena]",
+        'ssh_host = "127.0.0.1"',
+        'ssh_user = "bench"',
+    ]
+    path.write_text("\n".join(lines) + "\n")
+
+
+def start_fleet(spec_path: Path, procs: int, work: Path) -> list[subprocess.Popen]:
+    fleet = []
+    for index in range(procs):
+        log = (work / f"fleet-{index}.log").open("w")
+        fleet.append(
+            subprocess.Popen(
+                [
+                    sys.executable,
+                    str(REPO / "tests/bench/fleet.py"),
+                    str(spec_path),
+                    str(index),
+                    str(procs),
+                ],
+                stdout=subprocess.PIPE,
+                stderr=log,
+                text=True,
+            )
+        )
+    for proc in fleet:
+        line = proc.stdout.readline() if proc.stdout else ""
+        if line.strip() != "ready":
+            stop_fleet(fleet)
+            raise SystemExit(f"bench fleet failed to start (see {work}/fleet-*.log)")
+    return fleet
+
+
+def stop_fleet(fleet: list[subprocess.Popen]) -> float:
+    """Stop the fleet processes (by PID); returns their total CPU seconds."""
+    cpu = 0.0
+    for proc in fleet:
+        proc.terminate()
+    for proc in fleet:
+        out, _ = proc.communicate(timeout=30)
+        for word in (out or "").split():
+            if word.startswith("cpu_s="):
+                cpu += float(word[6:])
+    return cpu
+
+
+def orch_outcome(out: Path) -> dict:
+    try:
+        document = json.loads(out.read_text())
+    except (OSError, ValueError):
+        return {"completed": 0, "healthy": 0, "causes": {}}
+    devices = document.get("devices", [])
+    causes = Counter(cause for d in devices for cause in d.get("root_causes", []))
+    return {
+        "completed": sum(1 for d in devices if d.get("reachable")),
+        "healthy": sum(1 for d in devices if d.get("reachable") and not d.get("root_causes")),
+        "causes": dict(causes.most_common(8)),
+    }
+
+
+def run_size(
+    n: int, args: argparse.Namespace, work: Path, keys: tuple, captures: dict
+) -> list[dict]:
+    key_path, pub_path, host_path, host_key = keys
+    size_dir = work / f"n{n}"
+    size_dir.mkdir()
+    devices = build_fleet(n, args.route)
+    public = host_key.export_public_key().decode().strip()
+    known_hosts = size_dir / "known_hosts"
+    known_hosts.write_text(
+        f"127.0.0.1 {public}\n" + "".join(f"[127.0.0.1]:{d['port']} {public}\n" for d in devices)
+    )
+    inventory = size_dir / "inventory.json"
+    inventory.write_text(
+        json.dumps([{k: v for k, v in d.items() if k != "scenario"} for d in devices])
+    )
+    spec = size_dir / "fleet.json"
+    spec.write_text(
+        json.dumps(
+            {
+                "delay_ms": args.delay_ms,
+                "captures": captures,
+                "host_key": str(host_path),
+                "client_pub": str(pub_path),
+                "devices": [
+                    {k: d[k] for k in ("uuid", "name", "scenario", "port")} for d in devices
+                ],
+                "proxy_port": PROXY_PORT if args.route == "proxy" else None,
+            }
+        )
+    )
+    config = size_dir / "orch.toml"
+    write_config(config, args.route, args.concurrency)
+    nonce = new_nonce()
+    script = size_dir / "probe.sh"
+    script.write_bytes(probe_script(nonce))
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    rows = []
+    fleet = start_fleet(spec, args.fleet_procs, size_dir)
+    fleet_started = time.monotonic()
+    try:
+        for rep in range(args.reps):
+            base = measure(
+                [
+                    sys.executable,
+                    str(REPO / "tests/bench/baseline.py"),
+                    "--inventory",
+                    str(inventory),
+                    "--key",
+                    str(key_path),
+                    "--known-hosts",
+                    str(known_hosts),
+                    "--script",
+                    str(script),
+                    "--nonce",
+                    nonce,
+                    "--concurrency",
+                    str(args.concurrency),
+                ],
+                size_dir / f"baseline-{rep}.out",
+                env,
+            )
+            base["completed"] = json.loads(
+                (size_dir / f"baseline-{rep}.out").read_text() or "{}"
+            ).get("devices_ok", 0)
+            orch_argv = [
+                sys.executable,
+                "-c",
+                ORCH,
+                "--config",
+                str(config),
+                "diagnose",
+                "--inventory",
+                str(inventory),
+                "--key",
+                str(key_path),
+                "--known-hosts",
+                str(known_hosts),
+                "--db",
+                f"sqlite:///{size_dir}/orch-{rep}.db",
+                "--format",
+                "json",
+                "--concurrency",
+                str(args.concurrency),
+            ]
+            orch = measure(orch_argv, size_dir / f"orch-{rep}.out", env)
+            orch.update(orch_outcome(size_dir / f"orch-{rep}.out"))
+            rows.append(row(n, rep, args, base, orch))
+            print_row(rows[-1])
+        if args.profile:
+            profile(orch_argv, size_dir, Path(args.profile), n, args.route, env)
+    finally:
+        fleet_cpu = stop_fleet(fleet)
+    for r in rows:
+        r["fleet_cpu_s_all_reps"] = round(fleet_cpu, 2)
+    print(
+        f"  fleet CPU over {time.monotonic() - fleet_started:.1f}s: {fleet_cpu:.1f}s",
+        file=sys.stderr,
+    )
+    return rows
+
+
+def row(n: int, rep: int, args: argparse.Namespace, base: Measured, orch: Measured) -> dict:
+    return {
+        "n": n,
+        "rep": rep,
+        "route": args.route,
+        "delay_ms": args.delay_ms,
+        "concurrency": args.concurrency,
+        "baseline": dict(base, cpu_ms_per_device=round(base["cpu_s"] * 1000 / n, 2)),
+        "orch": dict(orch, cpu_ms_per_device=round(orch["cpu_s"] * 1000 / n, 2)),
+        "wall_ratio": round(orch["wall_s"] / base["wall_s"], 2) if base["wall_s"] else None,
+    }
+
+
+def print_row(r: dict) -> None:
+    b, o = r["baseline"], r["orch"]
+    print(
+        f"N={r['n']:>6} {r['route']:<6} delay={r['delay_ms']:g}ms | baseline {b['wall_s']:7.2f}s "
+        f"{b['cpu_ms_per_device']:6.2f} ms/dev {b['peak_rss_mb']:6.1f} MB ok={b['completed']} | "
+        f"orch {o['wall_s']:7.2f}s {o['cpu_ms_per_device']:6.2f} ms/dev {o['peak_rss_mb']:6.1f} MB "
+        f"(maxrss {o['maxrss_mb']:.1f}) ok={o['completed']} healthy={o['healthy']} rc={o['rc']} | "
+        f"wall x{r['wall_ratio']}",
+        flush=True,
+    )
+
+
+def profile(argv: list[str], size_dir: Path, out_dir: Path, n: int, route: str, env: dict) -> None:
+    """Run orch once more under py-spy (raw collapsed stacks) and print the top functions."""
+    spy = shutil.which("py-spy")
+    if spy is None:
+        print("  py-spy not installed: no profile (pip install py-spy)", file=sys.stderr)
+        return
+    out_dir.mkdir(parents=True, exist_ok=True)
+    raw = out_dir / f"orch-{route}-n{n}.txt"
+    db_argv = [
+        a if not a.startswith("sqlite:///") else f"sqlite:///{size_dir}/profile.db" for a in argv
+    ]
+    subprocess.run(
+        [
+            spy,
+            "record",
+            "--gil",
+            "--format",
+            "raw",
+            "--rate",
+            "200",
+            "-o",
+            str(raw),
+            "--",
+            *db_argv,
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=env,
+        check=False,
+    )
+    print(f"  profile: {raw}", file=sys.stderr)
+    for line in top_functions(raw):
+        print(f"    {line}", file=sys.stderr)
+
+
+def top_functions(raw: Path, count: int = 15) -> list[str]:
+    """Self-time and inclusive-time leaders of a py-spy raw (collapsed stacks) profile."""
+    own: Counter[str] = Counter()
+    total: Counter[str] = Counter()
+    samples = 0
+    for line in raw.read_text().splitlines():
+        stack, _, weight = line.rpartition(" ")
+        if not stack or not weight.isdigit():
+            continue
+        frames = [_frame(f) for f in stack.split(";")]
+        samples += int(weight)
+        own[frames[-1]] += int(weight)
+        for frame in set(frames):
+            total[frame] += int(weight)
+    if not samples:
+        return ["(no samples)"]
+    lines = [f"self  {100 * c / samples:5.1f}%  {f}" for f, c in own.most_common(count)]
+    lines += [f"total {100 * c / samples:5.1f}%  {f}" for f, c in total.most_common(count + 10)]
+    return lines
+
+
+def _frame(text: str) -> str:
+    """``func (path/to/file.py:12)`` -> ``func (file.py)``: one entry per function."""
+    name, _, where = text.partition(" (")
+    return f"{name} ({where.rsplit(':', 1)[0].rsplit('/', 1)[-1]})" if where else name
+
+
+def main() -> None:
+    args = parse_args()
+    if not args.no_netns:
+        reexec_in_netns()
+    sizes = [int(s) for s in args.sizes.split(",") if s.strip()]
+    work = Path(tempfile.mkdtemp(prefix="orch-bench-"))
+    try:
+        keys = write_keys(work)
+        representatives = {}
+        for spec in make_fleet(max(200, *sizes)):
+            representatives.setdefault(spec.scenario, spec)
+        started = time.monotonic()
+        captures = capture_sync(list(representatives.values()))
+        print(
+            f"captured {len(captures)} scenarios in {time.monotonic() - started:.1f}s",
+            file=sys.stderr,
+        )
+        rows = []
+        for n in sizes:
+            rows += run_size(n, args, work, keys, captures)
+        if args.json_out:
+            Path(args.json_out).write_text(json.dumps(rows, indent=2))
+    finally:
+        if args.keep:
+            print(f"work directory kept: {work}", file=sys.stderr)
+        else:
+            shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
