@@ -63,6 +63,7 @@ SCHEMA: dict[str, dict[str, tuple[type | tuple[type, ...], Any, str | None]]] = 
         "registry": (str, "https://registry2.balena-cloud.com", None),
         "delta": (str, "https://delta.balena-cloud.com", None),
         "ntp_host": (str, "0.resinio.pool.ntp.org", None),
+        "dns_control": (str, "8.8.8.8", None),
         "customer": (list, [], _HOST_PORT),
         "expected_issuers": (list, [], None),
     },

@@ -61,6 +61,7 @@ def endpoints_from(config: Config) -> Endpoints:
         registry=section["registry"].rstrip("/"),
         delta=section["delta"].rstrip("/"),
         ntp_host=section["ntp_host"],
+        dns_control=section["dns_control"],
         customer=tuple(section["customer"]),
         expected_issuers=tuple(section["expected_issuers"]),
     )

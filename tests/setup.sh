@@ -7,7 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 packages=(openssh-server openssh-client chrony dnsmasq openvpn postgresql curl openssl
-          iptables iproute2 faketime libfaketime procps python3-venv)
+          iptables iproute2 faketime libfaketime procps busybox python3-venv)
 if [ "$(id -u)" = 0 ]; then
   missing=()
   for p in "${packages[@]}"; do

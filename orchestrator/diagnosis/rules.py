@@ -188,7 +188,8 @@ def _dns(f: _Facts) -> list[_Candidate]:
             )
         )
     answers: dict[str, str] = f.value("dns.upstream_answers") or {}
-    dead = [ip for ip, result in answers.items() if result != "ok" and ip != CONTROL_SERVER]
+    control = f.value("dns.control_server") or CONTROL_SERVER
+    dead = [ip for ip, result in answers.items() if result != "ok" and ip != control]
     evidence = f.evidence("dns.upstream_answers", "dns.config_servers")
     if answers and all(result in ("timeout", "refused") for result in answers.values()):
         found.append(_Candidate(_finding("dns.port_blocked", evidence)))

@@ -25,6 +25,9 @@ class Endpoints:
     delta: str = "https://delta.balena-cloud.com"
     ntp_host: str = "0.resinio.pool.ntp.org"
     supervisor: str = "http://127.0.0.1:48484"
+    dns_control: str = "8.8.8.8"
+    """A public resolver the DNS probe also asks, to tell a dead upstream from a blocked port 53
+    (empty: ask only the device's own upstreams)."""
     customer: tuple[str, ...] = ()
     """Extra `host:port` endpoints the operator's own services need."""
     expected_issuers: tuple[str, ...] = ()

@@ -24,7 +24,8 @@ from orchestrator.models import Observation, StepOutput
 from orchestrator.probes.base import Endpoints, ProbeContext, Step, make_probe, step_output
 
 NAME = "dns"
-CONTROL_SERVER = "8.8.8.8"
+CONTROL_SERVER = Endpoints().dns_control
+"""The default control resolver (config ``[endpoints] dns_control``)."""
 CONFIG = '"$R/mnt/boot/config.json"'
 _SERVER_LINE = re.compile(r"^(?:server=|nameserver\s+)([0-9A-Fa-f.:]+)", re.MULTILINE)
 _CONFIG_DNS = re.compile(r'"dnsServers"\s*:\s*(?:"([^"]*)"|null)')
@@ -36,7 +37,7 @@ def host_of(url: str) -> str:
     return urlsplit(url if "//" in url else f"//{url}").hostname or url
 
 
-def _upstream_loop(name: str) -> str:
+def _upstream_loop(name: str, control: str) -> str:
     servers = (
         "sed -n -e 's/^server=\\([0-9A-Fa-f.:]*\\).*/\\1/p' "
         "-e 's/^nameserver[[:space:]]*\\([0-9A-Fa-f.:]*\\).*/\\1/p' "
@@ -45,7 +46,7 @@ def _upstream_loop(name: str) -> str:
         "| sed -e 's/^[^:]*:[[:space:]]*\"//' -e 's/\"$//' | tr ',' ' '"
     )
     return (
-        f"seen=' '; for s in $( {{ {servers}; }} 2>/dev/null ) {CONTROL_SERVER}; do "
+        f"seen=' '; for s in $( {{ {servers}; }} 2>/dev/null ) {control}; do "
         "case \"$s\" in ''|*[!0-9A-Fa-f.:]*) continue;; esac; "
         'case "$seen" in *" $s "*) continue;; esac; seen="$seen$s "; '
         f'echo "== server $s"; nslookup {name} "$s" 2>&1; echo "== rc $?"; done'
@@ -66,7 +67,7 @@ def build_steps(endpoints: Endpoints) -> tuple[Step, ...]:
         ),
         Step("dns.local_api", f"nslookup {api_host}", timeout_s=15),
         Step("dns.local_ntp", f"nslookup {endpoints.ntp_host}", timeout_s=15),
-        Step("dns.upstreams", _upstream_loop(api_host), timeout_s=40),
+        Step("dns.upstreams", _upstream_loop(api_host, endpoints.dns_control), timeout_s=40),
         Step("dns.journal", journal_command("dnsmasq.service"), timeout_s=10),
     )
 
@@ -136,6 +137,7 @@ def parse(steps: Mapping[str, StepOutput], ctx: ProbeContext) -> list[Observatio
         if answers:
             lines = [f"nslookup via {ip}: {result}" for ip, result in answers.items()]
             found.append(_obs("dns.upstream_answers", answers, *lines))
+            found.append(_obs("dns.control_server", ctx.endpoints.dns_control))
     journal = step_output(steps, "dns.journal")
     if journal is not None:
         found += scan(journal.output, NAME, default_source="dns")
