@@ -32,9 +32,9 @@ def main(ctx: click.Context, config_path: str | None, debug: bool) -> None:
 
 
 def _register() -> None:
-    from orchestrator.cli import db, devices, diagnose, explain, history, incidents, probes
+    from orchestrator.cli import db, devices, diagnose, explain, history, incidents, probes, worker
 
-    for module in (diagnose, devices, history, incidents, probes, db, explain):
+    for module in (diagnose, devices, history, incidents, probes, db, explain, worker):
         module.register(main)
 
 

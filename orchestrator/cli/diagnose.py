@@ -72,6 +72,18 @@ def register(group: click.Group) -> None:
         "--db",
         help="Database URL (default: ORCH_DB_URL, config, then a SQLite file in the user data dir).",
     )
+    @click.option(
+        "--workers",
+        is_flag=True,
+        help="Split the sweep into shard jobs for `orch worker` processes (needs PostgreSQL --db).",
+    )
+    @click.option(
+        "--shard-size",
+        type=click.IntRange(1, 100000),
+        default=250,
+        show_default=True,
+        help="Devices per shard job with --workers.",
+    )
     @click.option("--format", "fmt", type=FORMAT_CHOICES, default="table", show_default=True)
     @click.pass_obj
     @handle_errors
@@ -86,8 +98,11 @@ def register(group: click.Group) -> None:
         from orchestrator.cli.progress import ProgressBar
         from orchestrator.report.render import FORMATS
 
+        runner = run_diagnose
+        if params.pop("workers"):
+            from orchestrator.cli.worker import run_diagnose_on_workers as runner
         try:
-            outcome = asyncio.run(run_diagnose(state, params, ProgressBar))
+            outcome = asyncio.run(runner(state, params, ProgressBar))
         except (KeyboardInterrupt, asyncio.CancelledError):
             click.echo(
                 "orch: interrupted: finished devices are saved; the run is marked interrupted",
