@@ -62,9 +62,8 @@ def register(group: click.Group) -> None:
         By default runs, device results and findings stay, so history, diff and patterns keep
         working; runs still running are never touched.
         """
-        from orchestrator.report.history_render import render_prune
-
         from orchestrator.errors import UsageError
+        from orchestrator.report.history_render import render_prune
 
         cutoff = parse_since(older_than)
         if cutoff is None:

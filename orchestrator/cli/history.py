@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import click
-from tabulate import tabulate
 
 from orchestrator.cli.common import (
     FORMAT_CHOICES,
@@ -42,6 +41,8 @@ def register(group: click.Group) -> None:
         fmt: str,
     ) -> None:
         """List stored runs, newest first."""
+        from tabulate import tabulate
+
         from orchestrator.report.document import run_dict
 
         store = state.open_store(db)

@@ -79,53 +79,90 @@ def cap_text(text: str, max_bytes: int) -> tuple[str, bool]:
     return encoded[:max_bytes].decode("utf-8", "ignore"), True
 
 
+def result_values(run_id: int, report: DeviceReport) -> dict[str, Any]:
+    """The `device_results` column values for one device report (no id, no children)."""
+    net = report.network
+    return {
+        "run_id": run_id,
+        "device_uuid": report.uuid,
+        "device_name": report.name,
+        "reachable": report.reachable,
+        "route": report.route,
+        "error": None if report.error is None else clean_text(report.error),
+        "error_kind": report.error_kind,
+        "started_at": report.started_at,
+        "finished_at": report.finished_at,
+        "output_truncated": report.output_truncated,
+        "network_cause": report.network_cause,
+        "public_address": net.public_address,
+        "gateway_ip": net.gateway_ip,
+        "gateway_mac": net.gateway_mac,
+        "subnet": net.subnet,
+        "site": net.site,
+        "labels": list(net.labels),
+    }
+
+
+def step_values(report: DeviceReport, max_bytes: int) -> list[dict[str, Any]]:
+    """The `step_outputs` column values (without `result_id`) of a report, in order."""
+    rows = []
+    for position, step in enumerate(report.steps):
+        output, cut = cap_text(clean_text(step.output), max_bytes)
+        rows.append(
+            {
+                "position": position,
+                "name": step.name,
+                "exit_code": step.exit_code,
+                "output": output,
+                "truncated": step.truncated or cut,
+                "timed_out": step.timed_out,
+                "skipped": step.skipped,
+                "missing": step.missing,
+                "duration_s": step.duration_s,
+                "received_at": step.received_at,
+            }
+        )
+    return rows
+
+
+def observation_values(report: DeviceReport) -> list[dict[str, Any]]:
+    """The `observations` column values (without `result_id`) of a report, in order."""
+    return [
+        {
+            "position": position,
+            "key": o.key,
+            "value": filter_json(o.value),
+            "evidence": list(o.evidence),
+            "probe": o.probe,
+        }
+        for position, o in enumerate(report.observations)
+    ]
+
+
+def finding_values(report: DeviceReport) -> list[dict[str, Any]]:
+    """The `findings` column values (without `result_id`) of a report, in order."""
+    return [
+        {
+            "position": position,
+            "code": f.code,
+            "category": f.category,
+            "severity": f.severity,
+            "summary": clean_text(f.summary),
+            "evidence": list(f.evidence),
+            "remediation": clean_text(f.remediation),
+            "caused_by": f.caused_by,
+            "is_root_cause": f.caused_by is None,
+        }
+        for position, f in enumerate(report.findings)
+    ]
+
+
 def result_row(run_id: int, report: DeviceReport, max_step_output_bytes: int) -> DeviceResult:
     """The ORM rows (result with its steps, observations, findings) for one device report."""
-    net = report.network
-    row = DeviceResult(
-        run_id=run_id,
-        device_uuid=report.uuid,
-        device_name=report.name,
-        reachable=report.reachable,
-        route=report.route,
-        error=None if report.error is None else clean_text(report.error),
-        error_kind=report.error_kind,
-        started_at=report.started_at,
-        finished_at=report.finished_at,
-        output_truncated=report.output_truncated,
-        network_cause=report.network_cause,
-        public_address=net.public_address,
-        gateway_ip=net.gateway_ip,
-        gateway_mac=net.gateway_mac,
-        subnet=net.subnet,
-        site=net.site,
-        labels=list(net.labels),
-    )
-    row.steps = [_step_row(i, s, max_step_output_bytes) for i, s in enumerate(report.steps)]
-    row.observations = [
-        ObservationRow(
-            position=i,
-            key=o.key,
-            value=filter_json(o.value),
-            evidence=list(o.evidence),
-            probe=o.probe,
-        )
-        for i, o in enumerate(report.observations)
-    ]
-    row.findings = [
-        FindingRow(
-            position=i,
-            code=f.code,
-            category=f.category,
-            severity=f.severity,
-            summary=clean_text(f.summary),
-            evidence=list(f.evidence),
-            remediation=clean_text(f.remediation),
-            caused_by=f.caused_by,
-            is_root_cause=f.caused_by is None,
-        )
-        for i, f in enumerate(report.findings)
-    ]
+    row = DeviceResult(**result_values(run_id, report))
+    row.steps = [StepOutputRow(**v) for v in step_values(report, max_step_output_bytes)]
+    row.observations = [ObservationRow(**v) for v in observation_values(report)]
+    row.findings = [FindingRow(**v) for v in finding_values(report)]
     return row
 
 
@@ -144,22 +181,6 @@ def filter_json(value: Any) -> Any:
     if value is None or isinstance(value, (bool, int, float, str)):
         return value
     return str(value)
-
-
-def _step_row(position: int, step: StepOutput, max_bytes: int) -> StepOutputRow:
-    output, cut = cap_text(clean_text(step.output), max_bytes)
-    return StepOutputRow(
-        position=position,
-        name=step.name,
-        exit_code=step.exit_code,
-        output=output,
-        truncated=step.truncated or cut,
-        timed_out=step.timed_out,
-        skipped=step.skipped,
-        missing=step.missing,
-        duration_s=step.duration_s,
-        received_at=step.received_at,
-    )
 
 
 def network_finding_row(run_id: int, position: int, finding: NetworkFinding) -> NetworkFindingRow:

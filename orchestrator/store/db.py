@@ -19,20 +19,24 @@ from pathlib import Path
 from typing import Any
 
 import platformdirs
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
-from alembic.util.exc import CommandError
 from sqlalchemy import Engine, create_engine, delete, event, update
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from orchestrator.errors import StoreError
+from orchestrator.history_models import (
+    DeviceHistory,
+    PatternReport,
+    PruneResult,
+    RunDiff,
+    diff_devices,
+    diff_networks,
+)
 from orchestrator.models import DeviceReport, NetworkFinding, RunSummary
-from orchestrator.store import queries
-from orchestrator.store.convert import filter_secrets, network_finding_row, result_row, to_summary
+from orchestrator.store import bulk, history, queries
+from orchestrator.store.convert import filter_secrets, network_finding_row, to_summary
+from orchestrator.store.revisions import database_revision, shipped_head
 from orchestrator.store.schema import RUN_STATUSES, DeviceResult, NetworkFindingRow, Run
 
 DEFAULT_MAX_STEP_OUTPUT_BYTES = 64 * 1024
@@ -64,8 +68,10 @@ def normalise_url(url: str) -> URL:
     return parsed
 
 
-def migrations_config(url: URL, connection: Any = None) -> Config:
+def migrations_config(url: URL, connection: Any = None) -> Any:
     """An Alembic config built in code: the installed `migrations` package, this URL, connection."""
+    from alembic.config import Config
+
     config = Config()
     config.set_main_option("script_location", str(importlib.resources.files("migrations")))
     rendered = url.render_as_string(hide_password=False)
@@ -137,21 +143,25 @@ class Store:
 
     def upgrade(self) -> str:
         """Migrate the database to the newest revision; returns that revision."""
-        with self._translated(), self._engine.begin() as connection:
-            command.upgrade(migrations_config(self._engine.url, connection), "head")
+        from alembic import command
+        from alembic.util.exc import CommandError
+
+        try:
+            with self._translated(), self._engine.begin() as connection:
+                command.upgrade(migrations_config(self._engine.url, connection), "head")
+        except CommandError as exc:
+            raise StoreError(_describe(exc, self._engine.url)) from None
         return self.head_revision()
 
     def current_revision(self) -> str | None:
         """The revision the database is at (None for an empty database)."""
         with self._translated(), self._engine.connect() as connection:
-            return MigrationContext.configure(connection).get_current_revision()
+            return database_revision(connection)
 
     @staticmethod
     def head_revision() -> str:
         """The newest revision shipped with this orch."""
-        config = Config()
-        config.set_main_option("script_location", str(importlib.resources.files("migrations")))
-        head = ScriptDirectory.from_config(config).get_current_head()
+        head = shipped_head()
         if head is None:
             raise StoreError("no migrations found in the installed `migrations` package")
         return head
@@ -166,6 +176,8 @@ class Store:
     def _check_known(self, current: str | None, head: str) -> None:
         if current is None:
             return
+        from alembic.script import ScriptDirectory
+
         config = migrations_config(self._engine.url)
         known = {script.revision for script in ScriptDirectory.from_config(config).walk_revisions()}
         if current not in known:
@@ -206,16 +218,9 @@ class Store:
             return
         with self._session() as session:
             run = self._run(session, run_id)
-            session.execute(
-                delete(DeviceResult).where(
-                    DeviceResult.run_id == run_id, DeviceResult.device_uuid.in_(list(latest))
-                )
+            bulk.save_results(
+                session.connection(), run_id, list(latest.values()), self._max_step_output_bytes
             )
-            session.add_all(
-                result_row(run_id, report, self._max_step_output_bytes)
-                for report in latest.values()
-            )
-            session.flush()
             queries.upsert_devices(session, run.fleet, latest.values())
 
     def set_devices_total(self, run_id: int, total: int) -> None:
@@ -304,6 +309,74 @@ class Store:
             self._run(session, run_id)
             return queries.load_network_findings(session, run_id)
 
+    # -- history ----------------------------------------------------------------------------
+
+    def device_history(
+        self,
+        device: str,
+        *,
+        since: datetime | None = None,
+        category: str | None = None,
+        limit: int = 100,
+    ) -> DeviceHistory:
+        """A device's results (uuid, 7+ char uuid prefix or name), newest first, changes marked."""
+        with self._session() as session:
+            identity = history.resolve_device(session, device)
+            return history.device_history(
+                session, identity, since=since, category=category, limit=limit
+            )
+
+    def network_patterns(
+        self, run_id: int | None = None, *, since: datetime | None = None, fleet: str | None = None
+    ) -> PatternReport:
+        """A run's network findings (default: the latest run, of `fleet` if given) with status
+        new/ongoing/resolved against the previous completed run, and first/last seen."""
+        with self._session() as session:
+            if run_id is None:
+                run = history.latest_run(session, fleet)
+                if run is None:
+                    raise RunNotFoundError("no runs stored yet: run `orch diagnose` first")
+            else:
+                run = self._run(session, run_id)
+            return history.pattern_report(session, run, since)
+
+    def diff_runs(self, before: int, after: int) -> RunDiff:
+        """Devices and networks that got worse or better from run `before` to run `after`."""
+        with self._session() as session:
+            old_run, new_run = queries.get_run(session, before), queries.get_run(session, after)
+            if old_run is None or new_run is None:
+                raise _not_found(before if old_run is None else after)
+            old, new, old_net, new_net = history.run_diff_parts(session, before, after)
+        devices, unchanged = diff_devices(old, new)
+        return RunDiff(
+            before=old_run,
+            after=new_run,
+            devices=devices,
+            networks=diff_networks(old_net, new_net),
+            unchanged=unchanged,
+        )
+
+    def load_reports_where(
+        self,
+        run_id: int,
+        *,
+        category: str | None = None,
+        code: str | None = None,
+        reachable: bool | None = None,
+    ) -> list[DeviceReport]:
+        """A run's device reports filtered by finding category (above info), code, reachability."""
+        with self._session() as session:
+            self._run(session, run_id)
+            return history.load_reports_where(
+                session, run_id, category=category, code=code, reachable=reachable
+            )
+
+    def prune(self, older_than: datetime, *, whole_runs: bool = False) -> PruneResult:
+        """Remove raw step outputs and observations (or, `whole_runs`, whole runs) of runs
+        started before `older_than`; says what went."""
+        with self._session() as session:
+            return queries.prune(session, older_than, whole_runs=whole_runs)
+
     # -- plumbing ---------------------------------------------------------------------------
 
     @staticmethod
@@ -327,7 +400,7 @@ class Store:
     def _translated(self) -> Iterator[None]:
         try:
             yield
-        except (SQLAlchemyError, CommandError) as exc:
+        except SQLAlchemyError as exc:
             raise StoreError(_describe(exc, self._engine.url)) from None
 
 

@@ -8,14 +8,24 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import datetime, timezone
+from typing import Any
 
-from sqlalchemy import and_, exists, func, select
+from sqlalchemy import and_, delete, exists, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, selectinload
 
+from orchestrator.history_models import PruneResult
 from orchestrator.models import DeviceReport, NetworkFinding, RunSummary
 from orchestrator.store.convert import to_network_finding, to_report, to_summary
-from orchestrator.store.schema import DeviceResult, DeviceRow, FindingRow, NetworkFindingRow, Run
+from orchestrator.store.schema import (
+    DeviceResult,
+    DeviceRow,
+    FindingRow,
+    NetworkFindingRow,
+    ObservationRow,
+    Run,
+    StepOutputRow,
+)
 
 
 def as_utc(moment: datetime) -> datetime:
@@ -144,3 +154,43 @@ def upsert_devices(session: Session, fleet: str | None, reports: Iterable[Device
         where=newer,
     )
     session.execute(statement, rows)
+
+
+def prune(session: Session, cutoff: datetime, *, whole_runs: bool) -> PruneResult:
+    """Remove what runs started before `cutoff` stored (runs still `running` are kept).
+
+    By default only raw step outputs and observations go; runs, device results, findings and
+    network findings stay, so history, diffs and patterns still work. `whole_runs` deletes the
+    runs and, by cascade, everything they hold. Counts are taken before deleting.
+    """
+    old_runs = select(Run.id).where(Run.started_at < as_utc(cutoff), Run.status != "running")
+    old_results = select(DeviceResult.id).where(DeviceResult.run_id.in_(old_runs))
+
+    def count(table: type, column: Any, ids: Any) -> int:
+        return int(session.scalar(select(func.count()).select_from(table).where(column.in_(ids))))
+
+    result = PruneResult(
+        runs=int(session.scalar(select(func.count()).select_from(old_runs.subquery()))),
+        whole_runs=whole_runs,
+        device_results=count(DeviceResult, DeviceResult.run_id, old_runs) if whole_runs else 0,
+        step_outputs=count(StepOutputRow, StepOutputRow.result_id, old_results),
+        observations=count(ObservationRow, ObservationRow.result_id, old_results),
+        findings=count(FindingRow, FindingRow.result_id, old_results) if whole_runs else 0,
+        network_findings=count(NetworkFindingRow, NetworkFindingRow.run_id, old_runs)
+        if whole_runs
+        else 0,
+    )
+    statements = [
+        delete(StepOutputRow).where(StepOutputRow.result_id.in_(old_results)),
+        delete(ObservationRow).where(ObservationRow.result_id.in_(old_results)),
+    ]
+    if whole_runs:
+        statements += [
+            delete(FindingRow).where(FindingRow.result_id.in_(old_results)),
+            delete(DeviceResult).where(DeviceResult.run_id.in_(old_runs)),
+            delete(NetworkFindingRow).where(NetworkFindingRow.run_id.in_(old_runs)),
+            delete(Run).where(Run.id.in_(old_runs)),
+        ]
+    for statement in statements:
+        session.execute(statement.execution_options(synchronize_session=False))
+    return result

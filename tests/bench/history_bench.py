@@ -255,6 +255,13 @@ def measure(url: str, devices: int) -> None:
         start = time.perf_counter()
         subprocess.run([*command, fleet.uuids[i], "--db", url], check=True, capture_output=True)
         fresh.append(time.perf_counter() - start)
+    floor = []
+    for _ in picks:
+        start = time.perf_counter()
+        subprocess.run(
+            [*command[:3], "runs", "--limit", "1", "--db", url], check=True, capture_output=True
+        )
+        floor.append(time.perf_counter() - start)
     print(f"history entries per device: {len(found.entries)}")
     print(f"Store.device_history by uuid, cold:      {cold * 1000:8.1f} ms")
     print(
@@ -271,6 +278,10 @@ def measure(url: str, devices: int) -> None:
     print(
         f"`orch history UUID` as a new process (interpreter start, imports, connect, query, "
         f"render): median {statistics.median(fresh) * 1000:.1f} ms, max {max(fresh) * 1000:.1f} ms"
+    )
+    print(
+        f"`orch runs --limit 1` as a new process (the start-up floor, same imports and open): "
+        f"median {statistics.median(floor) * 1000:.1f} ms"
     )
     print(f"Store.network_patterns (latest run):     {patterns * 1000:8.1f} ms")
     print(f"Store.diff_runs(199, 200) ({devices} devices): {diff * 1000:8.1f} ms")

@@ -1,0 +1,75 @@
+"""Bulk storage of device reports with SQLAlchemy Core: a few statements per batch, not per row.
+
+`save_results` replaces the results of the batch's devices in the caller's transaction: one
+DELETE (children go by the database's ON DELETE CASCADE), one multi-row INSERT of the results
+that hands back their ids (RETURNING where the backend supports it with executemany, otherwise
+one SELECT), then one executemany INSERT each for step outputs, observations and findings.
+Values come from `orchestrator.store.convert`, so capping and scrubbing match the ORM path.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import Connection, delete, insert, select
+
+from orchestrator.models import DeviceReport
+from orchestrator.store.convert import (
+    finding_values,
+    observation_values,
+    result_values,
+    step_values,
+)
+from orchestrator.store.schema import DeviceResult, FindingRow, ObservationRow, StepOutputRow
+
+_RESULTS = DeviceResult.__table__
+_CHILDREN = (
+    (StepOutputRow.__table__, "steps"),
+    (ObservationRow.__table__, "observations"),
+    (FindingRow.__table__, "findings"),
+)
+
+
+def save_results(
+    connection: Connection, run_id: int, reports: Sequence[DeviceReport], max_step_bytes: int
+) -> None:
+    """Store `reports` (unique uuids) for `run_id`, replacing earlier results of those devices."""
+    if not reports:
+        return
+    uuids = [report.uuid for report in reports]
+    connection.execute(
+        delete(_RESULTS).where(_RESULTS.c.run_id == run_id, _RESULTS.c.device_uuid.in_(uuids))
+    )
+    ids = _insert_results(connection, [result_values(run_id, r) for r in reports], run_id, uuids)
+    children: dict[str, list[dict[str, Any]]] = {"steps": [], "observations": [], "findings": []}
+    for report in reports:
+        result_id = ids[report.uuid]
+        for name, values in (
+            ("steps", step_values(report, max_step_bytes)),
+            ("observations", observation_values(report)),
+            ("findings", finding_values(report)),
+        ):
+            for row in values:
+                row["result_id"] = result_id
+            children[name].extend(values)
+    for table, name in _CHILDREN:
+        if children[name]:
+            connection.execute(insert(table), children[name])
+
+
+def _insert_results(
+    connection: Connection, rows: list[dict[str, Any]], run_id: int, uuids: list[str]
+) -> dict[str, int]:
+    """Insert result rows; their ids by device uuid."""
+    uuid_column = _RESULTS.c.device_uuid
+    if connection.dialect.insert_executemany_returning:
+        returned = connection.execute(insert(_RESULTS).returning(_RESULTS.c.id, uuid_column), rows)
+        return {uuid: result_id for result_id, uuid in returned}
+    connection.execute(insert(_RESULTS), rows)
+    selected = connection.execute(
+        select(_RESULTS.c.id, uuid_column).where(
+            _RESULTS.c.run_id == run_id, uuid_column.in_(uuids)
+        )
+    )
+    return {uuid: result_id for result_id, uuid in selected}
