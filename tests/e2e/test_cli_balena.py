@@ -165,3 +165,22 @@ def test_bad_token_is_one_line_and_exit_2(tmp_path: Path) -> None:
     assert result.returncode == 2
     assert result.stderr.strip().count("\n") == 0
     assert "401" in result.stderr and "wrong-token" not in result.stderr
+
+
+def test_devices_of_all_fleets_with_planned_routes(tmp_path: Path) -> None:
+    from tests.support.fake_balena_api import make_devices
+
+    with FakeBalenaApi(token=TOKEN) as api:
+        api.add_fleet("gh_tester/north", make_devices(10, start_id=1), fleet_id=1)
+        api.add_fleet("gh_tester/south", make_devices(10, start_id=100), fleet_id=2)
+        config = tmp_path / "orch.toml"
+        config.write_text(f'[balena]\napi_url = "{api.url}"\n')
+        env = {**os.environ, "PYTHONPATH": str(ROOT), "BALENA_API_KEY": TOKEN}
+        result = orch(["--config", str(config), "devices", "--all-fleets", "--format", "json"], env)
+    assert result.returncode == 0, result.stderr
+    rows = json.loads(result.stdout)
+    assert {row["fleet"] for row in rows} == {"gh_tester/north", "gh_tester/south"}
+    assert len(rows) == 20
+    offline = [row for row in rows if not row["vpn"]]
+    assert offline and all(row["route"].startswith("hostvia") for row in offline)
+    assert all(row["route_reason"] for row in rows)
