@@ -100,6 +100,11 @@ def route_settings_from(config: Config, mode: str | None, proxy_user: str | None
     )
 
 
+def script_budget(config: Config, device_timeout_s: float) -> float:
+    """Seconds the probe script may keep starting steps: the config budget, inside the deadline."""
+    return min(config.run["budget"], max(1.0, device_timeout_s - 5))
+
+
 def slim(report: DeviceReport) -> DeviceReport:
     """The report without raw steps and observations, to keep memory flat in fleet size."""
     return replace(report, steps=(), observations=())
@@ -129,7 +134,7 @@ async def run_sweep(
         steps=steps_for(probes, endpoints),
         endpoints=endpoints,
         concurrency=concurrency,
-        budget_s=min(config.run["budget"], max(1.0, device_timeout - 5)),
+        budget_s=script_budget(config, device_timeout),
         device_timeout_s=device_timeout,
     )
     warnings: list[str] = []

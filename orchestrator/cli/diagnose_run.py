@@ -39,9 +39,22 @@ def select_devices(devices: list, wanted: tuple[str, ...]) -> list:
     return chosen
 
 
+def sweep_request(params: dict[str, Any], label: str, fleet: str | None) -> Any:
+    """The SweepRequest for these command-line parameters."""
+    from orchestrator.sweep import SweepRequest
+
+    return SweepRequest(
+        source_label=label,
+        fleet=fleet,
+        probes=list(params["probe"]) or None,
+        concurrency=params["concurrency"],
+        device_timeout_s=params["timeout"],
+        route_mode=params["route"],
+    )
+
+
 async def run_diagnose(state: AppState, params: dict[str, Any], progress_factory) -> Any:
     from orchestrator.sweep import (
-        SweepRequest,
         route_settings_from,
         run_sweep,
         ssh_settings_from,
@@ -70,14 +83,7 @@ async def run_diagnose(state: AppState, params: dict[str, Any], progress_factory
 
                 ssh = replace(ssh, insecure_no_host_key_check=True)
             routes = route_settings_from(config, params["route"], proxy_user)
-            request = SweepRequest(
-                source_label=label,
-                fleet=fleet,
-                probes=list(params["probe"]) or None,
-                concurrency=params["concurrency"],
-                device_timeout_s=params["timeout"],
-                route_mode=params["route"],
-            )
+            request = sweep_request(params, label, fleet)
             progress = progress_factory(len(devices))
             try:
                 return await run_sweep(

@@ -19,10 +19,10 @@ from orchestrator.errors import UsageError
 
 async def run_diagnose_on_workers(state: AppState, params: dict[str, Any], _progress: Any) -> Any:
     """``orch diagnose --workers``: list the fleet here, run its shards on workers, conclude."""
-    from orchestrator.cli.diagnose_run import _open_source, select_devices
+    from orchestrator.cli.diagnose_run import _open_source, select_devices, sweep_request
     from orchestrator.distributed.app import postgres_conninfo
     from orchestrator.distributed.coordinator import DistributedOptions, run_distributed
-    from orchestrator.sweep import SweepRequest, route_settings_from, ssh_settings_from
+    from orchestrator.sweep import route_settings_from, ssh_settings_from
 
     config = state.config
     url = params["db"] or config.db_url
@@ -46,14 +46,7 @@ async def run_diagnose_on_workers(state: AppState, params: dict[str, Any], _prog
             ssh = ssh_settings_from(config)
             if params["insecure_no_host_key_check"]:
                 ssh = replace(ssh, insecure_no_host_key_check=True)
-            request = SweepRequest(
-                source_label=label,
-                fleet=fleet,
-                probes=list(params["probe"]) or None,
-                concurrency=params["concurrency"],
-                device_timeout_s=params["timeout"],
-                route_mode=params["route"],
-            )
+            request = sweep_request(params, label, fleet)
             routes = route_settings_from(config, params["route"], proxy_user)
             line = _ProgressLine()
             try:

@@ -34,7 +34,7 @@ from orchestrator.errors import OrchError
 from orchestrator.models import Device
 from orchestrator.probes.registry import get_probes
 from orchestrator.store import Store
-from orchestrator.sweep import SweepOutcome, SweepRequest, endpoints_from, slim
+from orchestrator.sweep import SweepOutcome, SweepRequest, endpoints_from, script_budget, slim
 from orchestrator.transport.routes import (
     FleetIndex,
     RouteSettings,
@@ -96,7 +96,7 @@ def shard_settings(
         probes=tuple(probe.name for probe in probes),
         endpoints=endpoints_from(config),
         concurrency=request.concurrency or config.run["concurrency"],
-        budget_s=min(config.run["budget"], max(1.0, device_timeout - 5)),
+        budget_s=script_budget(config, device_timeout),
         device_timeout_s=device_timeout,
         connect_timeout_s=ssh.connect_timeout_s,
         login_timeout_s=ssh.login_timeout_s,
