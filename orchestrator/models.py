@@ -20,8 +20,10 @@ CATEGORIES: tuple[str, ...] = (
     "registry",
     "os_config",
     "access",
+    "link",
 )
-"""Stable finding categories (DESIGN 4), used by storage, reports, exit codes and explain."""
+"""Stable finding categories (DESIGN 4), used by storage, reports, exit codes and explain.
+``link`` is the device's own network link (Wi-Fi signal, loss to its gateway, IPv4 vs IPv6)."""
 
 SEVERITIES: tuple[str, ...] = ("info", "warning", "error", "critical")
 

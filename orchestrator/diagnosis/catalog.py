@@ -181,6 +181,27 @@ FINDINGS: dict[str, FindingSpec] = {
         "os-config cannot fetch the device configuration from the API",
         "Follow the cause; the VPN config and CA are refreshed from the API by os-config.",
     ),
+    "link.wifi_weak": FindingSpec(
+        "link",
+        "warning",
+        "the Wi-Fi signal is weak (below 40 %): expect drops and slow transfers",
+        "Move the device or the access point closer, add an external antenna or a repeater, "
+        "or use Ethernet.",
+    ),
+    "link.packet_loss": FindingSpec(
+        "link",
+        "error",
+        "packets to the default gateway are lost: the local link is unreliable",
+        "Check the cable, switch port or Wi-Fi signal and interference on the device's LAN; "
+        "`ping -c 20 <gateway>` on the device shows whether it persists.",
+    ),
+    "link.ipv6_broken": FindingSpec(
+        "link",
+        "warning",
+        "the device has an IPv6 route but reaches the API only over IPv4",
+        "Fix IPv6 on the LAN (router advertisements, upstream IPv6 routing, firewall), or "
+        "disable IPv6 on the connection: dual-stack clients stall trying IPv6 first.",
+    ),
 }
 
 ACCESS: dict[str, tuple[str, str]] = {
@@ -243,6 +264,10 @@ OUTCOME_CAUSES: dict[str, tuple[str, ...]] = {  # curl-style outcome -> its expl
     "tls_handshake": (DPI, DROPPED),
     "reset": (DPI, DROPPED),
 }
+WIFI_WEAK_PCT = 40
+"""Wi-Fi signal (NetworkManager percent) below this is weak (balena's own threshold)."""
+LOSS_ERROR_PCT, LOSS_WARNING_PCT = 20.0, 5.0
+"""Packet loss to the gateway at or above these is an error / a warning."""
 FACT_OUTCOMES = (  # log facts -> the curl-style outcome they mean, strongest first
     ("resolve_failure", "resolve"),
     ("tls_not_yet_valid", "tls_not_yet_valid"),

@@ -21,9 +21,12 @@ from orchestrator.diagnosis.catalog import (
     DROPPED,
     FACT_OUTCOMES,
     FINDINGS,
+    LOSS_ERROR_PCT,
+    LOSS_WARNING_PCT,
     OUTCOME_CAUSES,
     REJECTED,
     TIME_CAUSES,
+    WIFI_WEAK_PCT,
 )
 from orchestrator.diagnosis.signatures import hits
 from orchestrator.models import Finding, Observation
@@ -397,6 +400,37 @@ def _os_config(f: _Facts) -> list[_Candidate]:
     ]
 
 
+_IPV6_FAILURES = ("connect_timeout", "timeout", "no_route", "refused", "reset")
+"""curl -6 outcomes that mean IPv6 transport fails (not ``resolve``: the name may lack AAAA)."""
+
+
+def _link(f: _Facts) -> list[_Candidate]:
+    """Weak Wi-Fi, loss to the gateway, and an IPv6 route that does not carry traffic."""
+    found: list[_Candidate] = []
+    signal = f.value("link.wifi_signal")
+    if signal is not None and signal < WIFI_WEAK_PCT:
+        summary = f"the Wi-Fi signal is weak ({signal} %, below {WIFI_WEAK_PCT} %)"
+        found.append(
+            _Candidate(_finding("link.wifi_weak", f.evidence("link.wifi_signal"), summary))
+        )
+    loss = f.value("link.loss_pct")
+    # 100 % is left alone: a gateway that ignores ICMP looks the same as a dead link.
+    if loss is not None and LOSS_WARNING_PCT <= loss < 100:
+        severity = "error" if loss >= LOSS_ERROR_PCT else "warning"
+        summary = f"{loss:g} % of packets to the default gateway {f.value('link.gateway')} are lost"
+        evidence = f.evidence("link.loss_pct", "link.wifi_signal")
+        found.append(
+            _Candidate(
+                _finding("link.packet_loss", evidence, summary, severity), ("link.wifi_weak",)
+            )
+        )
+    v4, v6 = f.value("link.api_v4_outcome"), f.value("link.api_v6_outcome")
+    if f.value("link.ipv6_route") is True and v4 == "http" and v6 in _IPV6_FAILURES:
+        evidence = f.evidence("link.ipv6_route", "link.api_v6_outcome", "link.api_v4_outcome")
+        found.append(_Candidate(_finding("link.ipv6_broken", evidence)))
+    return found
+
+
 def _resolve_causes(candidates: list[_Candidate]) -> list[Finding]:
     present = {c.finding.code for c in candidates}
     cause = {
@@ -426,7 +460,7 @@ def diagnose(observations: Sequence[Observation]) -> list[Finding]:
     candidates = _time(f)
     clock_bad = any(c.finding.code in TIME_CAUSES for c in candidates)
     candidates += _dns(f) + _firewall(f) + _dpi(f, clock_bad) + _api(f) + _vpn(f)
-    candidates += _supervisor(f) + _registry(f) + _os_config(f)
+    candidates += _supervisor(f) + _registry(f) + _os_config(f) + _link(f)
     unique: dict[str, _Candidate] = {}
     for candidate in candidates:
         code = candidate.finding.code

@@ -12,6 +12,7 @@ from orchestrator.probes import (
     container_registry,
     dns,
     endpoints,
+    link,
     network,
     supervisor,
     tls,
@@ -29,6 +30,7 @@ PROBES: tuple[Probe, ...] = (
     supervisor.PROBE,
     container_registry.PROBE,
     network.PROBE,
+    link.PROBE,
 )
 
 

@@ -89,6 +89,12 @@ class SimDeviceSpec:
     """Name of the device to jump through."""
     behaviour: str | None = None
     """Transport test behaviour: `hang`, `drop`, `flood` or `forge` (see server.py)."""
+    wifi_signal: int | None = None
+    """Signal (percent) of the Wi-Fi access point the default route uses; None: wired (eth0)."""
+    gateway_loss_pct: int = 0
+    """Share of pings to the default gateway that get no answer."""
+    ipv6: str | None = None
+    """IPv6: None (no IPv6 default route), `ok`, or `broken` (route present, traffic lost)."""
 
     @property
     def hostname(self) -> str:

@@ -10,6 +10,7 @@ Layout under the device root (``ORCH_DEVICE_ROOT``)::
     .sim/env                        shell variables the fake commands source
     .sim/journal/<unit>.service     rendered journal (first line is journalctl's header)
     .sim/ip_route, ip_addr, ip_neigh, s_client   pre-rendered command output
+    .sim/ip_route6                  `ip -6 route show default` (empty without IPv6)
 
 The X.509 chains are real certificates (generated once per process), so `openssl x509` works on
 what the fake `openssl s_client -showcerts` prints.
@@ -294,11 +295,12 @@ def render_journal(spec: SimDeviceSpec, unit: str, variant: str, now: float) -> 
 def _ip_outputs(spec: SimDeviceSpec, vpn: bool) -> dict[str, str]:
     lan = spec.lan
     base = lan.gateway_ip.rsplit(".", 1)[0]
-    route = f"default via {lan.gateway_ip} dev eth0 proto dhcp src {lan.device_ip} metric 100\n"
+    dev = "eth0" if spec.wifi_signal is None else "wlan0"
+    route = f"default via {lan.gateway_ip} dev {dev} proto dhcp src {lan.device_ip} metric 100\n"
     addr = (
         "1: lo    inet 127.0.0.1/8 scope host lo\\       valid_lft forever preferred_lft forever\n"
-        f"2: eth0    inet {lan.device_ip}/{lan.prefix_len} brd {base}.255 scope global dynamic "
-        "noprefixroute eth0\\       valid_lft 85813sec preferred_lft 85813sec\n"
+        f"2: {dev}    inet {lan.device_ip}/{lan.prefix_len} brd {base}.255 scope global dynamic "
+        f"noprefixroute {dev}\\       valid_lft 85813sec preferred_lft 85813sec\n"
         "4: supervisor0    inet 10.114.104.1/25 brd 10.114.104.127 scope global supervisor0\\"
         "       valid_lft forever preferred_lft forever\n"
         "5: balena0    inet 10.114.101.1/24 brd 10.114.101.255 scope global balena0\\"
@@ -309,8 +311,13 @@ def _ip_outputs(spec: SimDeviceSpec, vpn: bool) -> dict[str, str]:
             "6: resin-vpn    inet 10.242.111.185 peer 52.4.252.97/32 scope global resin-vpn\\"
             "       valid_lft forever preferred_lft forever\n"
         )
-    neigh = f"{lan.gateway_ip} dev eth0 lladdr {lan.gateway_mac} REACHABLE\n"
-    return {"ip_route": route, "ip_addr": addr, "ip_neigh": neigh}
+    neigh = f"{lan.gateway_ip} dev {dev} lladdr {lan.gateway_mac} REACHABLE\n"
+    route6 = (
+        ""
+        if spec.ipv6 is None
+        else f"default via fe80::1 dev {dev} proto ra metric 1024 pref medium\n"
+    )
+    return {"ip_route": route, "ip_addr": addr, "ip_neigh": neigh, "ip_route6": route6}
 
 
 def _unit_states(spec: SimDeviceSpec, variants: dict[str, str]) -> dict[str, str]:
@@ -346,6 +353,9 @@ def _env(spec: SimDeviceSpec, variants: dict[str, str]) -> str:
         "SIM_HOSTS": " ".join(f"{h}={ip}" for h, ip in HOST_IPS.items()),
         "SIM_DROP_DELAY": str(DROP_DELAY_S),
         "SIM_FORGE": "1" if spec.behaviour == "forge" else "0",
+        "SIM_WIFI": "" if spec.wifi_signal is None else str(spec.wifi_signal),
+        "SIM_LOSS": str(spec.gateway_loss_pct),
+        "SIM_IPV6": spec.ipv6 or "none",
     }
     for unit, state in _unit_states(spec, variants).items():
         values[f"SIM_U_{unit}"] = state

@@ -43,8 +43,12 @@ FORBIDDEN = [
         "unit change",
     ),
     (
-        r"\b(reboot|shutdown|poweroff|halt|mount|umount|iptables|ip6tables|nft|nmcli|hwclock|timedatectl\s+set)\b",
+        r"\b(reboot|shutdown|poweroff|halt|mount|umount|iptables|ip6tables|nft|hwclock|timedatectl\s+set)\b",
         "system change",
+    ),
+    (
+        r"\bnmcli\s+(?!-t\s+-f\s+\S+\s+device\s+(show\b|wifi\s+list\s+--rescan\s+no\b))",
+        "nmcli other than the terse read-only device show / wifi list --rescan no",
     ),
     (r"\b(kill|pkill|killall)\b", "kill"),
     (r"\bdate\b[^|;]*\s(-s|--set)\b", "clock set"),
@@ -93,6 +97,9 @@ def test_the_checker_catches_writes():
         "echo x > /etc/resolv.dnsmasq",
         "curl -o /tmp/x https://a",
         'cat "$R/mnt/boot/config.json"',
+        "nmcli connection up eth0",
+        "nmcli -t -f SIGNAL device wifi list",
+        "nmcli radio wifi off",
     ]
     for command in bad:
         assert any(re.search(p, command) for p, _ in FORBIDDEN), command
