@@ -18,7 +18,7 @@ a later ``Reported current state to the cloud`` are history, and so on.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -233,6 +233,72 @@ _CONTENT_SOURCES: tuple[tuple[re.Pattern[str], str], ...] = (
 )
 
 
+def _needles(items: Sequence[Any]) -> list[str] | None:
+    """Lower-case strings one of which every match of parsed regex ``items`` contains (None: unknown).
+
+    Only plain ASCII literals count, so for ASCII text ``needle in text.lower()`` is implied by a
+    case-insensitive match. Alternatives (``a|b``, groups) contribute the union of theirs.
+    """
+    runs, run = [], ""
+    for op, arg in items:
+        if op is _LITERAL and arg < 128:
+            run += chr(arg).lower()
+            continue
+        runs.append(run)
+        run = ""
+    runs.append(run)
+    longest = max(runs, key=len)
+    if len(longest) >= 4:
+        return [longest]
+    for op, arg in items:
+        if op is _BRANCH:
+            branches = [_needles(list(branch)) for branch in arg[1]]
+        elif op is _SUBPATTERN:
+            branches = [_needles(list(arg[3]))]
+        else:
+            continue
+        if all(branches):
+            return [needle for needles in branches for needle in needles or ()]
+    return [longest] if longest else None
+
+
+def _screen(patterns: Iterable[re.Pattern[str]]) -> re.Pattern[str] | None:
+    """One regex over lower-cased ASCII text that finds something wherever a pattern may match."""
+    needles: set[str] = set()
+    for pattern in patterns:
+        found = _needles(list(_sre_parse.parse(pattern.pattern, pattern.flags)))
+        if not found:
+            return None
+        needles.update(found)
+    return re.compile("|".join(re.escape(n) for n in sorted(needles)))
+
+
+try:
+    import re._constants as _sre_constants
+    import re._parser as _sre_parse
+except ImportError:  # Python 3.10
+    import sre_constants as _sre_constants  # type: ignore[no-redef]
+    import sre_parse as _sre_parse  # type: ignore[no-redef]
+
+_LITERAL, _BRANCH, _SUBPATTERN = (
+    _sre_constants.LITERAL,
+    _sre_constants.BRANCH,
+    _sre_constants.SUBPATTERN,
+)
+_SCREEN = _screen([*BENIGN, *(sig.pattern for sig in SIGNATURES)])
+"""Lines (ASCII) in which this finds nothing match no benign pattern and no signature."""
+_SIGNATURE_NEEDLES: tuple[tuple[Signature, tuple[str, ...]], ...] = tuple(
+    (sig, tuple(_needles(list(_sre_parse.parse(sig.pattern.pattern, sig.pattern.flags))) or ()))
+    for sig in SIGNATURES
+)
+"""Each signature with strings one of which its matches contain (lower case; empty: unknown)."""
+
+
+def may_match(line: str) -> bool:
+    """False only when ``line`` surely matches no benign pattern and no signature."""
+    return _SCREEN is None or not line.isascii() or _SCREEN.search(line.lower()) is not None
+
+
 @dataclass(frozen=True)
 class Hit:
     """One signature matched on one line."""
@@ -289,27 +355,50 @@ def hits(text: str, default_source: str | None = None) -> list[Hit]:
     """Every signature hit in ``text``, in order, benign lines skipped."""
     found: list[Hit] = []
     for line in normalise_lines(text):
-        if any(p.search(line) for p in BENIGN):
+        lowered = line.lower() if line.isascii() else None
+        candidate = lowered is None or _SCREEN is None or _SCREEN.search(lowered) is not None
+        if not candidate and "i:" not in line and "depth=" not in line:
+            continue  # no signature, benign pattern or issuer line can match
+        if candidate and any(p.search(line) for p in BENIGN):
             continue
-        prefix = _PREFIX.match(line.strip())
-        process, message = (prefix.group(1), prefix.group(2)) if prefix else (None, line.strip())
-        line_source = _source_of(process, message) if (process or not default_source) else None
-        line_source = line_source if line_source and line_source != "text" else default_source
-        for sig in SIGNATURES:
-            match = sig.pattern.search(message)
-            if match is None:
-                continue
-            source = sig.source or line_source or "text"
-            if sig.source == "curl" or sig.source == "openssl":
-                source = sig.source
-            found.append(
-                Hit(source, sig.fact, sig.kind, line.strip(), _value(sig, match), sig.resets)
-            )
+        stripped = line.strip()
+        prefix = _PREFIX.match(stripped)
+        process, message = (prefix.group(1), prefix.group(2)) if prefix else (None, stripped)
+        if candidate:
+            found.extend(_signature_hits(stripped, process, message, default_source, lowered))
         issuer = _ISSUER_CHAIN.match(message) or _ISSUER_DEPTH.match(message)
         if issuer and not (issuer.re is _ISSUER_DEPTH and issuer.group(1) == "0"):
             found.append(
-                Hit("openssl", "issuer", HEALTH, line.strip(), issuer.groups()[-1].strip(), None)
+                Hit("openssl", "issuer", HEALTH, stripped, issuer.groups()[-1].strip(), None)
             )
+    return found
+
+
+def _signature_hits(
+    stripped: str,
+    process: str | None,
+    message: str,
+    default_source: str | None,
+    lowered: str | None,
+) -> list[Hit]:
+    """Hits of one line; ``lowered`` (the ASCII line in lower case) skips hopeless signatures."""
+    found: list[Hit] = []
+    line_source: str | None = None
+    sourced = False
+    for sig, needles in _SIGNATURE_NEEDLES:
+        if lowered is not None and needles and not any(n in lowered for n in needles):
+            continue
+        match = sig.pattern.search(message)
+        if match is None:
+            continue
+        if not sourced:
+            line_source = _source_of(process, message) if (process or not default_source) else None
+            line_source = line_source if line_source and line_source != "text" else default_source
+            sourced = True
+        source = sig.source or line_source or "text"
+        if sig.source == "curl" or sig.source == "openssl":
+            source = sig.source
+        found.append(Hit(source, sig.fact, sig.kind, stripped, _value(sig, match), sig.resets))
     return found
 
 

@@ -1,0 +1,78 @@
+"""The cheap line screen in `signatures.hits` never hides a line a signature would match."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from orchestrator.diagnosis import signatures
+
+ROOT = Path(__file__).resolve().parents[2]
+SEED = Path("/work/shared/seed/network-debugging.md")
+
+
+def _corpus_lines() -> list[str]:
+    texts = [
+        path.read_text(errors="replace")
+        for path in (ROOT / "tests/fixtures").rglob("*")
+        if path.is_file() and path.stat().st_size < 2_000_000
+    ]
+    if SEED.exists():
+        texts.append(SEED.read_text())
+    return [line for text in texts for line in signatures.normalise_lines(text)]
+
+
+def _matches_any(line: str) -> bool:
+    patterns = [*signatures.BENIGN, *(sig.pattern for sig in signatures.SIGNATURES)]
+    return any(pattern.search(line) for pattern in patterns)
+
+
+def test_every_signature_is_screenable() -> None:
+    assert signatures._SCREEN is not None
+
+
+def test_screened_out_lines_match_nothing() -> None:
+    lines = _corpus_lines()
+    assert len(lines) > 200
+    kept = [line for line in lines if signatures.may_match(line)]
+    assert kept and len(kept) < len(lines)
+    for line in lines:
+        if not signatures.may_match(line):
+            assert not _matches_any(line), line
+
+
+def test_screen_ignores_case_and_passes_non_ascii() -> None:
+    assert signatures.may_match("Aug 19 10:12:34 dev openvpn[1]: CONNECTION REFUSED (errno=111)")
+    assert signatures.may_match("ssl: x509: Certificate Signed By Unknown Authority")
+    assert not signatures.may_match("Aug 19 10:12:34 dev kernel: eth0: link up")
+    assert signatures.may_match("Connection refuſed by peer")
+
+
+def test_hits_unchanged_for_mixed_text() -> None:
+    text = (
+        "Aug 19 10:12:34 dev openvpn[2632]: TCP: connect to [AF_INET]1.2.3.4:443 failed: "
+        "Connection refused\n"
+        "plain line with nothing\n"
+        "depth=1 C = US, O = Corp DPI, CN = Corp DPI CA\n"
+        " i:C = US, O = Corp DPI, CN = Corp DPI CA\n"
+        "RTNETLINK answers: File exists\n"
+        "chronyd[1]: System clock wrong by -3600.5 seconds\n"
+    )
+    found = [(h.source, h.fact, h.value) for h in signatures.hits(text)]
+    assert found == [
+        ("vpn", "connect_refused", True),
+        ("openssl", "issuer", "C = US, O = Corp DPI, CN = Corp DPI CA"),
+        ("openssl", "issuer", "C = US, O = Corp DPI, CN = Corp DPI CA"),
+        ("chrony", "clock_wrong", -3600.5),
+    ]
+
+
+def test_each_signature_match_contains_one_of_its_needles() -> None:
+    checked = 0
+    for line in _corpus_lines():
+        if not line.isascii():
+            continue
+        for sig, needles in signatures._SIGNATURE_NEEDLES:
+            if needles and sig.pattern.search(line):
+                assert any(needle in line.lower() for needle in needles), (sig.fact, line)
+                checked += 1
+    assert checked > 20
