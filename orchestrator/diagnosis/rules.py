@@ -9,9 +9,8 @@ Observation keys: the probe modules' docstrings and ``signatures.FACTS``.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, replace
-from typing import Any
+from collections.abc import Sequence
+from dataclasses import replace
 
 from orchestrator.diagnosis.catalog import (
     ACCESS,
@@ -19,7 +18,6 @@ from orchestrator.diagnosis.catalog import (
     DNS_CAUSES,
     DPI,
     DROPPED,
-    FACT_OUTCOMES,
     FINDINGS,
     LOSS_ERROR_PCT,
     LOSS_WARNING_PCT,
@@ -28,7 +26,14 @@ from orchestrator.diagnosis.catalog import (
     TIME_CAUSES,
     WIFI_WEAK_PCT,
 )
-from orchestrator.diagnosis.signatures import hits
+from orchestrator.diagnosis.rulebase import (
+    Candidate,
+    Facts,
+    make_finding,
+    outcome_from_logs,
+    resolve_causes,
+    text_causes,
+)
 from orchestrator.models import Finding, Observation
 from orchestrator.probes.dns import CONTROL_SERVER
 
@@ -40,85 +45,13 @@ _UNTRUSTED_CODES = {2, 19, 20, 21}
 _DATE_CODES = {9, 10}
 
 
-@dataclass(frozen=True)
-class _Candidate:
-    finding: Finding
-    explainers: tuple[str, ...] = ()
-
-
-class _Facts:
-    """Observations indexed by key."""
-
-    def __init__(self, observations: Iterable[Observation]) -> None:
-        self.by_key: dict[str, list[Observation]] = {}
-        for obs in observations:
-            self.by_key.setdefault(obs.key, []).append(obs)
-
-    def value(self, key: str, default: Any = None) -> Any:
-        found = self.by_key.get(key)
-        return found[0].value if found else default
-
-    def evidence(self, *keys: str) -> tuple[str, ...]:
-        lines = [line for key in keys for obs in self.by_key.get(key, ()) for line in obs.evidence]
-        return tuple(dict.fromkeys(lines))
-
-    def all(self, key: str) -> list[Observation]:
-        return self.by_key.get(key, [])
-
-    def log(self, fact: str, sources: Sequence[str] | None = None) -> list[Observation]:
-        return [
-            obs
-            for key, group in self.by_key.items()
-            if key.startswith("log.")
-            and key.endswith("." + fact)
-            and (sources is None or key.split(".")[1] in sources)
-            for obs in group
-        ]
-
-    def log_evidence(self, fact: str, sources: Sequence[str] | None = None) -> tuple[str, ...]:
-        return tuple(
-            dict.fromkeys(line for obs in self.log(fact, sources) for line in obs.evidence)
-        )
-
-
-def _finding(
-    code: str, evidence: Iterable[str], summary: str | None = None, severity: str | None = None
-) -> Finding:
-    spec = FINDINGS[code]
-    return Finding(
-        code=code,
-        category=spec.category,
-        severity=severity or spec.severity,
-        summary=summary or spec.summary,
-        evidence=tuple(evidence)[:12],
-        remediation=spec.remediation,
-    )
-
-
-def _outcome_from_logs(f: _Facts, sources: Sequence[str]) -> tuple[str | None, tuple[str, ...]]:
-    for fact, outcome in FACT_OUTCOMES:
-        lines = f.log_evidence(fact, sources)
-        if lines:
-            return outcome, lines
-    return None, ()
-
-
-def _text_causes(text: str) -> tuple[str, ...]:
-    """Explainers for an error message (a supervisor or os-config error string)."""
-    facts = {hit.fact for hit in hits(text)}
-    for fact, outcome in FACT_OUTCOMES:
-        if fact in facts:
-            return OUTCOME_CAUSES[outcome]
-    return ()
-
-
-def _time(f: _Facts) -> list[_Candidate]:
+def _time(f: Facts) -> list[Candidate]:
     offset = f.value("time.offset_s")
     uncertainty = f.value("time.offset_uncertainty_s", 0.0) or 0.0
     if offset is None:
         offset = f.value("time.http_date_offset_s")
         uncertainty = 2.0
-    found: list[_Candidate] = []
+    found: list[Candidate] = []
     skewed = drifting = False
     evidence = f.evidence("time.offset_s", "time.http_date_offset_s", "time.tracking_offset_s")
     if offset is not None:
@@ -139,8 +72,8 @@ def _time(f: _Facts) -> list[_Candidate]:
     bad_clock = skewed or drifting
     if stopped:
         found.append(
-            _Candidate(
-                _finding(
+            Candidate(
+                make_finding(
                     "time.chronyd_stopped",
                     f.evidence("time.chronyd_active", "time.chronyd_reachable"),
                     severity=None if bad_clock else "warning",
@@ -158,32 +91,32 @@ def _time(f: _Facts) -> list[_Candidate]:
         ntp_evidence = f.evidence("time.sources_reachable", "time.leap_status")
     if unreachable and not stopped:
         found.append(
-            _Candidate(
-                _finding(
+            Candidate(
+                make_finding(
                     "time.ntp_unreachable", ntp_evidence, severity=None if bad_clock else "warning"
                 ),
                 DNS_CAUSES,
             )
         )
     if skewed:
-        found.append(_Candidate(_finding("time.clock_skewed", evidence, summary), CLOCK_CAUSES))
+        found.append(Candidate(make_finding("time.clock_skewed", evidence, summary), CLOCK_CAUSES))
     elif drifting:
-        found.append(_Candidate(_finding("time.rtc_drift", evidence, summary), CLOCK_CAUSES))
+        found.append(Candidate(make_finding("time.rtc_drift", evidence, summary), CLOCK_CAUSES))
     return found
 
 
-def _dns(f: _Facts) -> list[_Candidate]:
-    found: list[_Candidate] = []
+def _dns(f: Facts) -> list[Candidate]:
+    found: list[Candidate] = []
     resolves = f.value("dns.resolves_api")
     log_failures = f.log_evidence("resolve_failure") if resolves is None else ()
     failing = resolves is False or bool(log_failures)
     if f.value("dns.dnsmasq_active") is False:
-        found.append(_Candidate(_finding("dns.dnsmasq_down", f.evidence("dns.dnsmasq_active"))))
+        found.append(Candidate(make_finding("dns.dnsmasq_down", f.evidence("dns.dnsmasq_active"))))
     if f.value("dns.resolv_file_present") is False or f.all("log.dns.resolv_missing"):
         evidence = f.evidence("dns.resolv_file_present", "log.dns.resolv_missing", "dns.upstreams")
         found.append(
-            _Candidate(
-                _finding(
+            Candidate(
+                make_finding(
                     "dns.resolver_file_missing",
                     evidence,
                     severity=None if failing or resolves is None else "warning",
@@ -195,12 +128,12 @@ def _dns(f: _Facts) -> list[_Candidate]:
     dead = [ip for ip, result in answers.items() if result != "ok" and ip != control]
     evidence = f.evidence("dns.upstream_answers", "dns.config_servers")
     if answers and all(result in ("timeout", "refused") for result in answers.values()):
-        found.append(_Candidate(_finding("dns.port_blocked", evidence)))
+        found.append(Candidate(make_finding("dns.port_blocked", evidence)))
     elif dead:
         summary = f"DNS server {', '.join(dead)} does not answer"
         found.append(
-            _Candidate(
-                _finding(
+            Candidate(
+                make_finding(
                     "dns.upstream_dead", evidence, summary, severity=None if failing else "warning"
                 )
             )
@@ -208,8 +141,8 @@ def _dns(f: _Facts) -> list[_Candidate]:
     elif not answers and f.all("log.dns.nameservers") and log_failures:
         servers = ", ".join(f.value("log.dns.nameservers"))
         found.append(
-            _Candidate(
-                _finding(
+            Candidate(
+                make_finding(
                     "dns.upstream_dead",
                     f.evidence("log.dns.nameservers") + log_failures[:3],
                     f"names do not resolve through dnsmasq's upstream {servers}",
@@ -218,43 +151,43 @@ def _dns(f: _Facts) -> list[_Candidate]:
         )
     if failing and not found:
         evidence = f.evidence("dns.resolves_api", "dns.resolves_ntp") + log_failures
-        found.append(_Candidate(_finding("dns.resolution_failed", evidence)))
+        found.append(Candidate(make_finding("dns.resolution_failed", evidence)))
     return found
 
 
 def _service(
     code_prefix: str, outcome: str | None, evidence: tuple[str, ...], bad_http: bool = False
-) -> list[_Candidate]:
+) -> list[Candidate]:
     if outcome is None or (outcome == "http" and not bad_http):
         return []
     tls = outcome.startswith("tls_") and code_prefix == "api"
     code = f"{code_prefix}.{'tls_failed' if tls else 'unreachable'}"
-    return [_Candidate(_finding(code, evidence), OUTCOME_CAUSES.get(outcome, ()))]
+    return [Candidate(make_finding(code, evidence), OUTCOME_CAUSES.get(outcome, ()))]
 
 
-def _api(f: _Facts) -> list[_Candidate]:
+def _api(f: Facts) -> list[Candidate]:
     outcome = f.value("api.outcome")
     if outcome is not None:
         bad = outcome == "http" and (
             f.value("api.http_status") != 200 or f.value("api.body_ok") is False
         )
         return _service("api", outcome, f.evidence("api.outcome"), bad)
-    outcome, lines = _outcome_from_logs(f, ("curl", "text"))
+    outcome, lines = outcome_from_logs(f, ("curl", "text"))
     found = _service("api", outcome, lines)
     if outcome == "connect_timeout":
-        found.append(_Candidate(_finding(DROPPED, lines)))
+        found.append(Candidate(make_finding(DROPPED, lines)))
     elif outcome == "refused":
-        found.append(_Candidate(_finding(REJECTED, lines)))
+        found.append(Candidate(make_finding(REJECTED, lines)))
     return found
 
 
-def _registry(f: _Facts) -> list[_Candidate]:
+def _registry(f: Facts) -> list[Candidate]:
     outcome = f.value("registry.outcome")
     bad = outcome == "http" and f.value("registry.http_status") not in (200, 401)
     return _service("registry", outcome, f.evidence("registry.outcome"), bad)
 
 
-def _firewall(f: _Facts) -> list[_Candidate]:
+def _firewall(f: Facts) -> list[Candidate]:
     groups: dict[str, list[str]] = {
         DROPPED: [],
         REJECTED: [],
@@ -275,11 +208,11 @@ def _firewall(f: _Facts) -> list[_Candidate]:
         if lines:
             targets = [line.split(" ")[1] for line in lines if line.startswith("TCP ")]
             summary = f"{FINDINGS[code].summary}: {', '.join(targets)}"
-            found.append(_Candidate(_finding(code, lines, summary)))
+            found.append(Candidate(make_finding(code, lines, summary)))
     return found
 
 
-def _dpi(f: _Facts, clock_bad: bool) -> list[_Candidate]:
+def _dpi(f: Facts, clock_bad: bool) -> list[Candidate]:
     foreign = f.value("tls.api_chain_foreign")
     verify = f.value("tls.api_verify_code")
     if foreign is None and f.all("log.openssl.issuer"):
@@ -295,39 +228,43 @@ def _dpi(f: _Facts, clock_bad: bool) -> list[_Candidate]:
         "tls.balena_root_ca",
     )
     if verify == 0:
-        return [_Candidate(_finding("dpi.tls_intercepted_trusted", evidence))]
-    return [_Candidate(_finding(DPI, evidence))]
+        return [Candidate(make_finding("dpi.tls_intercepted_trusted", evidence))]
+    return [Candidate(make_finding(DPI, evidence))]
 
 
-def _vpn(f: _Facts) -> list[_Candidate]:
+def _vpn(f: Facts) -> list[Candidate]:
     unit, marker = f.value("vpn.openvpn_active"), f.value("vpn.status_active")
     if marker is True or (marker is None and f.all("log.vpn.connected") and unit is not False):
         return []
-    found: list[_Candidate] = []
-    outcome, lines = _outcome_from_logs(f, ("vpn",))
+    found: list[Candidate] = []
+    outcome, lines = outcome_from_logs(f, ("vpn",))
     cloudlink = f.value("vpn.cloudlink_outcome")
     if cloudlink in ("connect_timeout", "refused", "no_route", "timeout"):
         causes = OUTCOME_CAUSES[cloudlink]
         found.append(
-            _Candidate(
-                _finding("vpn.endpoint_blocked", f.evidence("vpn.cloudlink_outcome")), causes
+            Candidate(
+                make_finding("vpn.endpoint_blocked", f.evidence("vpn.cloudlink_outcome")), causes
             )
         )
     elif outcome in ("connect_timeout", "refused"):
-        found.append(_Candidate(_finding("vpn.endpoint_blocked", lines), OUTCOME_CAUSES[outcome]))
+        found.append(
+            Candidate(make_finding("vpn.endpoint_blocked", lines), OUTCOME_CAUSES[outcome])
+        )
     if outcome is not None and outcome.startswith("tls_"):
-        found.append(_Candidate(_finding("vpn.tls_failed", lines), OUTCOME_CAUSES[outcome]))
+        found.append(Candidate(make_finding("vpn.tls_failed", lines), OUTCOME_CAUSES[outcome]))
     elif cloudlink is not None and cloudlink.startswith("tls_"):
         found.append(
-            _Candidate(
-                _finding("vpn.tls_failed", f.evidence("vpn.cloudlink_outcome")),
+            Candidate(
+                make_finding("vpn.tls_failed", f.evidence("vpn.cloudlink_outcome")),
                 OUTCOME_CAUSES[cloudlink],
             )
         )
     if f.all("log.vpn.middlebox"):
-        found.append(_Candidate(_finding("vpn.middlebox", f.evidence("log.vpn.middlebox")), (DPI,)))
+        found.append(
+            Candidate(make_finding("vpn.middlebox", f.evidence("log.vpn.middlebox")), (DPI,))
+        )
     if f.all("log.vpn.auth_failed"):
-        found.append(_Candidate(_finding("vpn.auth_failed", f.evidence("log.vpn.auth_failed"))))
+        found.append(Candidate(make_finding("vpn.auth_failed", f.evidence("log.vpn.auth_failed"))))
     down_evidence = f.evidence("vpn.openvpn_active", "vpn.status_active")
     if unit is None and marker is None:
         down_evidence = f.evidence("log.supervisor.vpn_not_active")
@@ -347,17 +284,17 @@ def _vpn(f: _Facts) -> list[_Candidate]:
                 DPI,
             )
         )
-        found.append(_Candidate(_finding("vpn.down", down_evidence), explainers))
+        found.append(Candidate(make_finding("vpn.down", down_evidence), explainers))
     return found
 
 
-def _supervisor(f: _Facts) -> list[_Candidate]:
-    found: list[_Candidate] = []
+def _supervisor(f: Facts) -> list[Candidate]:
+    found: list[Candidate] = []
     report = f.value("log.supervisor.state_report_failure")
     if report is not None:
-        causes = _text_causes(str(report)) + ("api.unreachable", "api.tls_failed")
+        causes = text_causes(str(report)) + ("api.unreachable", "api.tls_failed")
         evidence = f.evidence("log.supervisor.state_report_failure")
-        found.append(_Candidate(_finding("supervisor.state_report_failing", evidence), causes))
+        found.append(Candidate(make_finding("supervisor.state_report_failing", evidence), causes))
     status, active = f.value("supervisor.healthy_status"), f.value("supervisor.active")
     reasons = []
     if status is not None and status != 200:
@@ -379,23 +316,23 @@ def _supervisor(f: _Facts) -> list[_Candidate]:
         )
         summary = f"the supervisor is unhealthy: {reasons[0]}"
         found.append(
-            _Candidate(
-                _finding("supervisor.unhealthy", evidence, summary),
+            Candidate(
+                make_finding("supervisor.unhealthy", evidence, summary),
                 ("supervisor.state_report_failing",) if report is not None else (),
             )
         )
     return found
 
 
-def _os_config(f: _Facts) -> list[_Candidate]:
+def _os_config(f: Facts) -> list[Candidate]:
     error = f.value("log.os_config.fetch_failed")
     if error is None:
         return []
     evidence = f.evidence("log.os_config.fetch_failed")
     return [
-        _Candidate(
-            _finding("os_config.fetch_failed", evidence),
-            _text_causes(str(error)) + ("api.unreachable", "api.tls_failed"),
+        Candidate(
+            make_finding("os_config.fetch_failed", evidence),
+            text_causes(str(error)) + ("api.unreachable", "api.tls_failed"),
         )
     ]
 
@@ -404,14 +341,14 @@ _IPV6_FAILURES = ("connect_timeout", "timeout", "no_route", "refused", "reset")
 """curl -6 outcomes that mean IPv6 transport fails (not ``resolve``: the name may lack AAAA)."""
 
 
-def _link(f: _Facts) -> list[_Candidate]:
+def _link(f: Facts) -> list[Candidate]:
     """Weak Wi-Fi, loss to the gateway, and an IPv6 route that does not carry traffic."""
-    found: list[_Candidate] = []
+    found: list[Candidate] = []
     signal = f.value("link.wifi_signal")
     if signal is not None and signal < WIFI_WEAK_PCT:
         summary = f"the Wi-Fi signal is weak ({signal} %, below {WIFI_WEAK_PCT} %)"
         found.append(
-            _Candidate(_finding("link.wifi_weak", f.evidence("link.wifi_signal"), summary))
+            Candidate(make_finding("link.wifi_weak", f.evidence("link.wifi_signal"), summary))
         )
     loss = f.value("link.loss_pct")
     # 100 % is left alone: a gateway that ignores ICMP looks the same as a dead link.
@@ -420,48 +357,25 @@ def _link(f: _Facts) -> list[_Candidate]:
         summary = f"{loss:g} % of packets to the default gateway {f.value('link.gateway')} are lost"
         evidence = f.evidence("link.loss_pct", "link.wifi_signal")
         found.append(
-            _Candidate(
-                _finding("link.packet_loss", evidence, summary, severity), ("link.wifi_weak",)
+            Candidate(
+                make_finding("link.packet_loss", evidence, summary, severity), ("link.wifi_weak",)
             )
         )
     v4, v6 = f.value("link.api_v4_outcome"), f.value("link.api_v6_outcome")
     if f.value("link.ipv6_route") is True and v4 == "http" and v6 in _IPV6_FAILURES:
         evidence = f.evidence("link.ipv6_route", "link.api_v6_outcome", "link.api_v4_outcome")
-        found.append(_Candidate(_finding("link.ipv6_broken", evidence)))
+        found.append(Candidate(make_finding("link.ipv6_broken", evidence)))
     return found
-
-
-def _resolve_causes(candidates: list[_Candidate]) -> list[Finding]:
-    present = {c.finding.code for c in candidates}
-    cause = {
-        c.finding.code: next(
-            (e for e in c.explainers if e in present and e != c.finding.code), None
-        )
-        for c in candidates
-    }
-    for code in list(cause):  # break any cycle by making its first member a root
-        seen, current = set(), code
-        while current is not None and current not in seen:
-            seen.add(current)
-            current = cause.get(current)
-        if current is not None:
-            cause[current] = None
-    order = list(FINDINGS)
-    findings = [replace(c.finding, caused_by=cause[c.finding.code]) for c in candidates]
-    findings.sort(
-        key=lambda x: (x.caused_by is not None, order.index(x.code) if x.code in order else 99)
-    )
-    return findings
 
 
 def diagnose(observations: Sequence[Observation]) -> list[Finding]:
     """Findings for one device: root causes first, explained findings carry ``caused_by``."""
-    f = _Facts(observations)
+    f = Facts(observations)
     candidates = _time(f)
     clock_bad = any(c.finding.code in TIME_CAUSES for c in candidates)
     candidates += _dns(f) + _firewall(f) + _dpi(f, clock_bad) + _api(f) + _vpn(f)
     candidates += _supervisor(f) + _registry(f) + _os_config(f) + _link(f)
-    unique: dict[str, _Candidate] = {}
+    unique: dict[str, Candidate] = {}
     for candidate in candidates:
         code = candidate.finding.code
         if code in unique:
@@ -471,7 +385,7 @@ def diagnose(observations: Sequence[Observation]) -> list[Finding]:
                 finding=replace(unique[code].finding, evidence=tuple(dict.fromkeys(merged))[:12]),
             )
         unique[code] = candidate
-    return _resolve_causes(list(unique.values()))
+    return resolve_causes(list(unique.values()))
 
 
 def access_finding(error_kind: str, message: str) -> Finding:

@@ -1,0 +1,112 @@
+"""The machinery rules are written with: facts indexed by key, candidate findings with their
+explainers, and the step that turns candidates into findings with ``caused_by`` (pure)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, replace
+from typing import Any
+
+from orchestrator.diagnosis.catalog import FACT_OUTCOMES, FINDINGS, OUTCOME_CAUSES
+from orchestrator.diagnosis.signatures import hits
+from orchestrator.models import Finding, Observation
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A proposed finding and the codes that would explain it, strongest first."""
+
+    finding: Finding
+    explainers: tuple[str, ...] = ()
+
+
+class Facts:
+    """Observations indexed by key."""
+
+    def __init__(self, observations: Iterable[Observation]) -> None:
+        self.by_key: dict[str, list[Observation]] = {}
+        for obs in observations:
+            self.by_key.setdefault(obs.key, []).append(obs)
+
+    def value(self, key: str, default: Any = None) -> Any:
+        found = self.by_key.get(key)
+        return found[0].value if found else default
+
+    def evidence(self, *keys: str) -> tuple[str, ...]:
+        lines = [line for key in keys for obs in self.by_key.get(key, ()) for line in obs.evidence]
+        return tuple(dict.fromkeys(lines))
+
+    def all(self, key: str) -> list[Observation]:
+        return self.by_key.get(key, [])
+
+    def log(self, fact: str, sources: Sequence[str] | None = None) -> list[Observation]:
+        return [
+            obs
+            for key, group in self.by_key.items()
+            if key.startswith("log.")
+            and key.endswith("." + fact)
+            and (sources is None or key.split(".")[1] in sources)
+            for obs in group
+        ]
+
+    def log_evidence(self, fact: str, sources: Sequence[str] | None = None) -> tuple[str, ...]:
+        return tuple(
+            dict.fromkeys(line for obs in self.log(fact, sources) for line in obs.evidence)
+        )
+
+
+def make_finding(
+    code: str, evidence: Iterable[str], summary: str | None = None, severity: str | None = None
+) -> Finding:
+    """A finding of catalogue ``code`` with this evidence (summary and severity may be refined)."""
+    spec = FINDINGS[code]
+    return Finding(
+        code=code,
+        category=spec.category,
+        severity=severity or spec.severity,
+        summary=summary or spec.summary,
+        evidence=tuple(evidence)[:12],
+        remediation=spec.remediation,
+    )
+
+
+def outcome_from_logs(f: Facts, sources: Sequence[str]) -> tuple[str | None, tuple[str, ...]]:
+    """The strongest curl-style outcome the logs of ``sources`` show, with its lines."""
+    for fact, outcome in FACT_OUTCOMES:
+        lines = f.log_evidence(fact, sources)
+        if lines:
+            return outcome, lines
+    return None, ()
+
+
+def text_causes(text: str) -> tuple[str, ...]:
+    """Explainers for an error message (a supervisor or os-config error string)."""
+    facts = {hit.fact for hit in hits(text)}
+    for fact, outcome in FACT_OUTCOMES:
+        if fact in facts:
+            return OUTCOME_CAUSES[outcome]
+    return ()
+
+
+def resolve_causes(candidates: list[Candidate]) -> list[Finding]:
+    """Set each finding's ``caused_by`` to its first present explainer; root causes first."""
+    present = {c.finding.code for c in candidates}
+    cause = {
+        c.finding.code: next(
+            (e for e in c.explainers if e in present and e != c.finding.code), None
+        )
+        for c in candidates
+    }
+    for code in list(cause):  # break any cycle by making its first member a root
+        seen, current = set(), code
+        while current is not None and current not in seen:
+            seen.add(current)
+            current = cause.get(current)
+        if current is not None:
+            cause[current] = None
+    order = list(FINDINGS)
+    findings = [replace(c.finding, caused_by=cause[c.finding.code]) for c in candidates]
+    findings.sort(
+        key=lambda x: (x.caused_by is not None, order.index(x.code) if x.code in order else 99)
+    )
+    return findings
