@@ -117,7 +117,7 @@ def register(group: click.Group) -> None:
         type=click.Choice(CATEGORIES),
         help="Only devices with a problem of this category.",
     )
-    @click.option("--code", help="Only devices with this finding code (e.g. vpn.port_blocked).")
+    @click.option("--code", help="Only devices with this finding code (e.g. firewall.tcp_dropped).")
     @click.option(
         "--network",
         help="Only devices on this network, KIND:VALUE (lan, public_address, site, label), "

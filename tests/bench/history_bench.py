@@ -36,8 +36,8 @@ from orchestrator.store import Store
 T0 = datetime(2025, 11, 1, 2, 0, tzinfo=timezone.utc)
 ROOTS = {
     "time": ("time.ntp_unreachable", "no NTP source answers (Reach 0): UDP 123 is likely blocked"),
-    "vpn": ("vpn.port_blocked", "TCP 443 to cloudlink.balena-cloud.com is refused"),
-    "dns": ("dns.no_resolution", "api.balena-cloud.com does not resolve"),
+    "vpn": ("firewall.tcp_rejected", "TCP 443 to cloudlink.balena-cloud.com is refused"),
+    "dns": ("dns.resolution_failed", "api.balena-cloud.com does not resolve"),
     "dpi": ("dpi.tls_intercepted", "TLS to api.balena-cloud.com is intercepted"),
 }
 SYMPTOMS = (

@@ -72,16 +72,16 @@ def test_history_since_category_and_limit_keep_changes_against_older_runs(
     store: Store, db_url: str
 ) -> None:
     now = datetime.now(timezone.utc)
-    old = record_run(store, [device(GATE, "gate-01", ["dns.no_resolution"])])
+    old = record_run(store, [device(GATE, "gate-01", ["dns.resolution_failed"])])
     set_started(db_url, old, now - timedelta(days=10))
-    middle = record_run(store, [device(GATE, "gate-01", ["vpn.port_blocked"])])
+    middle = record_run(store, [device(GATE, "gate-01", ["firewall.tcp_rejected"])])
     set_started(db_url, middle, now - timedelta(days=3))
-    newest = record_run(store, [device(GATE, "gate-01", ["vpn.port_blocked"])])
+    newest = record_run(store, [device(GATE, "gate-01", ["firewall.tcp_rejected"])])
 
     recent = store.device_history(GATE, since=now - timedelta(days=7))
     assert [e.run_id for e in recent.entries] == [newest, middle]
     assert recent.entries[1].changed and recent.entries[1].previous_root_causes == (
-        "dns.no_resolution",
+        "dns.resolution_failed",
     )
 
     dns = store.device_history(GATE, category="dns")
@@ -93,12 +93,13 @@ def test_history_since_category_and_limit_keep_changes_against_older_runs(
     latest = store.device_history(GATE, limit=1)
     assert [e.run_id for e in latest.entries] == [newest]
     assert latest.entries[0].changed is False
-    assert latest.entries[0].previous_root_causes == ("vpn.port_blocked",)
+    assert latest.entries[0].previous_root_causes == ("firewall.tcp_rejected",)
 
 
 def _depot_run(store: Store, network: list, **kwargs) -> int:
     reports = [
-        device(f"d{i:031d}", f"depot-{i}", ["vpn.port_blocked"], network=DEPOT) for i in range(3)
+        device(f"d{i:031d}", f"depot-{i}", ["firewall.tcp_rejected"], network=DEPOT)
+        for i in range(3)
     ]
     return record_run(store, reports, network, **kwargs)
 
@@ -120,24 +121,24 @@ def test_patterns_new_ongoing_resolved_with_first_and_last_seen(store: Store, db
     at_second = store.network_patterns(second)
     assert at_second.previous is not None and at_second.previous.id == first
     by_code = {r.finding.code: r for r in at_second.records}
-    assert by_code["vpn.port_blocked"].status == "ongoing"
-    assert by_code["dns.no_resolution"].status == "new"
-    assert by_code["vpn.port_blocked"].first_seen == store.get_run(first).started_at
-    assert by_code["vpn.port_blocked"].last_seen == store.get_run(second).started_at
-    assert by_code["dns.no_resolution"].first_seen == store.get_run(second).started_at
+    assert by_code["firewall.tcp_rejected"].status == "ongoing"
+    assert by_code["dns.resolution_failed"].status == "new"
+    assert by_code["firewall.tcp_rejected"].first_seen == store.get_run(first).started_at
+    assert by_code["firewall.tcp_rejected"].last_seen == store.get_run(second).started_at
+    assert by_code["dns.resolution_failed"].first_seen == store.get_run(second).started_at
 
     latest = store.network_patterns()
     assert latest.run.id == third
     assert latest.previous is not None and latest.previous.id == second
     statuses = {(r.finding.code, r.status) for r in latest.records}
-    assert statuses == {("dns.no_resolution", "ongoing"), ("vpn.port_blocked", "resolved")}
+    assert statuses == {("dns.resolution_failed", "ongoing"), ("firewall.tcp_rejected", "resolved")}
     resolved = next(r for r in latest.records if r.status == "resolved")
     assert resolved.last_seen == store.get_run(second).started_at
     assert resolved.to_dict()["devices"] == depot_devices
 
     windowed = store.network_patterns(third, since=now - timedelta(days=4))
     first_seen = {r.finding.code: r.first_seen for r in windowed.records}
-    assert first_seen["vpn.port_blocked"] == store.get_run(second).started_at
+    assert first_seen["firewall.tcp_rejected"] == store.get_run(second).started_at
 
     assert store.network_patterns(fleet="other").run.id == other_fleet
     assert {r.status for r in store.network_patterns(other_fleet).records} == {"new"}
@@ -150,7 +151,7 @@ def test_diff_runs_reports_worse_better_added_removed_and_networks(store: Store)
         [
             device("healthy-then-sick", "gate-01"),
             device("sick-then-healthy", "gate-02", ["time.ntp_unreachable"]),
-            device("cause-swap", "gate-03", ["dns.no_resolution"]),
+            device("cause-swap", "gate-03", ["dns.resolution_failed"]),
             device("goes-dark", "gate-04"),
             device("comes-back", "gate-05", reachable=False),
             device("steady", "gate-06", ["time.chronyd_stopped"]),
@@ -163,7 +164,7 @@ def test_diff_runs_reports_worse_better_added_removed_and_networks(store: Store)
         [
             device("healthy-then-sick", "gate-01", ["dpi.tls_intercepted"]),
             device("sick-then-healthy", "gate-02"),
-            device("cause-swap", "gate-03", ["vpn.port_blocked"]),
+            device("cause-swap", "gate-03", ["firewall.tcp_rejected"]),
             device("goes-dark", "gate-04", reachable=False),
             device("comes-back", "gate-05"),
             device("steady", "gate-06", ["time.chronyd_stopped"]),
@@ -181,8 +182,8 @@ def test_diff_runs_reports_worse_better_added_removed_and_networks(store: Store)
     assert changes["sick-then-healthy"].direction == "better"
     assert changes["cause-swap"].direction == "worse"
     assert set(changes["cause-swap"].reasons) == {
-        "new root cause vpn.port_blocked",
-        "resolved dns.no_resolution",
+        "new root cause firewall.tcp_rejected",
+        "resolved dns.resolution_failed",
     }
     assert changes["goes-dark"].direction == "worse"
     assert "became unreachable" in changes["goes-dark"].reasons
@@ -193,12 +194,12 @@ def test_diff_runs_reports_worse_better_added_removed_and_networks(store: Store)
         (c.direction for c in diff.devices), key=["worse", "better", "added", "removed"].index
     )
     networks = {n.code: n for n in diff.networks}
-    assert networks["vpn.port_blocked"].status == "worse"
+    assert networks["firewall.tcp_rejected"].status == "worse"
     assert (
-        networks["vpn.port_blocked"].affected_before,
-        networks["vpn.port_blocked"].affected_after,
+        networks["firewall.tcp_rejected"].affected_before,
+        networks["firewall.tcp_rejected"].affected_after,
     ) == (2, 3)
-    assert networks["dns.no_resolution"].status == "resolved"
+    assert networks["dns.resolution_failed"].status == "resolved"
 
 
 def test_load_reports_where_selects_by_category_code_and_reachability(store: Store) -> None:
@@ -228,7 +229,7 @@ def test_prune_keeps_findings_by_default_and_removes_whole_runs_with_all(
     store: Store, db_url: str, make_report
 ) -> None:
     now = datetime.now(timezone.utc)
-    old = record_run(store, [make_report(), device(GATE, "gate-01", ["dns.no_resolution"])])
+    old = record_run(store, [make_report(), device(GATE, "gate-01", ["dns.resolution_failed"])])
     set_started(db_url, old, now - timedelta(days=120))
     stuck = record_run(store, [device(PUMP, "pump-07")], status="running")
     set_started(db_url, stuck, now - timedelta(days=120))
@@ -242,11 +243,11 @@ def test_prune_keeps_findings_by_default_and_removes_whole_runs_with_all(
     assert [len(r.steps) + len(r.observations) for r in kept] == [0, 0]
     assert [r.root_causes for r in kept] == [
         ("time.chrony_stopped", "dns.ok"),
-        ("dns.no_resolution", "dns.ok"),
+        ("dns.resolution_failed", "dns.ok"),
     ]
     assert all(r.steps for r in store.load_reports(recent))
     assert store.load_reports(stuck)[0].steps
-    assert store.device_history(GATE).entries[-1].root_causes == ("dns.no_resolution",)
+    assert store.device_history(GATE).entries[-1].root_causes == ("dns.resolution_failed",)
     assert store.prune(cutoff).step_outputs == 0
 
     removed = store.prune(cutoff, whole_runs=True)

@@ -14,8 +14,8 @@ from orchestrator.store.schema import Run
 _SUMMARIES = {
     "time.chronyd_stopped": "chronyd is not running: nothing keeps the clock right",
     "time.ntp_unreachable": "no NTP source answers (Reach 0): UDP 123 is likely blocked",
-    "vpn.port_blocked": "TCP 443 to cloudlink.balena-cloud.com is refused",
-    "dns.no_resolution": "api.balena-cloud.com does not resolve",
+    "firewall.tcp_rejected": "TCP 443 to cloudlink.balena-cloud.com is refused",
+    "dns.resolution_failed": "api.balena-cloud.com does not resolve",
     "dpi.tls_intercepted": "TLS to api.balena-cloud.com is intercepted (issuer CN=RCSI-TLS-PROTECT)",
     "firewall.tcp_dropped": "TCP to cloudlink.balena-cloud.com:443 times out",
 }
@@ -102,7 +102,7 @@ def vpn_blocked_at_depot(devices: Sequence[str], total: int) -> NetworkFinding:
         kind="public_address",
         value="203.0.113.7",
         category="vpn",
-        code="vpn.port_blocked",
+        code="firewall.tcp_rejected",
         devices=tuple(sorted(devices)),
         affected=len(devices),
         total=total,
@@ -118,7 +118,7 @@ def dns_broken_at_office(devices: Sequence[str], total: int) -> NetworkFinding:
         kind="site",
         value="office",
         category="dns",
-        code="dns.no_resolution",
+        code="dns.resolution_failed",
         devices=tuple(sorted(devices)),
         affected=len(devices),
         total=total,

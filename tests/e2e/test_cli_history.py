@@ -37,7 +37,7 @@ def _night(gate_roots: list[str], *, depot_blocked: bool, gate_reachable: bool =
         device(
             uuid,
             f"depot-{i}",
-            ["vpn.port_blocked"] if depot_blocked else [],
+            ["firewall.tcp_rejected"] if depot_blocked else [],
             network=DEPOT,
             network_cause=CAUSE if depot_blocked else None,
         )
@@ -132,7 +132,7 @@ def test_patterns_json_documented_shape_and_status(incident: tuple[str, list[int
         "remediation",
     }
     assert finding["network"] == {"kind": "public_address", "value": "203.0.113.7"}
-    assert (finding["code"], finding["category"]) == ("vpn.port_blocked", "vpn")
+    assert (finding["code"], finding["category"]) == ("firewall.tcp_rejected", "vpn")
     assert finding["devices"] == DEPOT_UUIDS and (finding["affected"], finding["total"]) == (3, 3)
     first = datetime.fromisoformat(finding["first_seen"])
     last = datetime.fromisoformat(finding["last_seen"])
@@ -168,7 +168,7 @@ def test_diff_shows_worse_and_better_devices_and_networks(
     gate = next(line for line in lines if "gate-01" in line)
     assert gate.startswith("worse") and "became unreachable" in gate
     assert sum(line.startswith("better") for line in lines) == 3
-    assert any(line.startswith("resolved") and "vpn.port_blocked" in line for line in lines)
+    assert any(line.startswith("resolved") and "firewall.tcp_rejected" in line for line in lines)
 
     missing = orch("diff", str(runs[0]), "999", "--db", url)
     assert missing.exit_code == 2 and "no run 999" in missing.stderr
@@ -190,7 +190,7 @@ def test_show_filters_select_devices_and_keep_the_document_shape(
 
     assert names() == ["depot-0", "depot-1", "depot-2", "gate-01"]
     assert names("--category", "time") == ["gate-01"]
-    assert names("--code", "vpn.port_blocked") == ["depot-0", "depot-1", "depot-2"]
+    assert names("--code", "firewall.tcp_rejected") == ["depot-0", "depot-1", "depot-2"]
     assert names("--network", "site:depot-3") == ["depot-0", "depot-1", "depot-2"]
     assert names("--network", "public_address:198.51.100.20") == ["gate-01"]
     assert names("--network", "lan:192.168.50.1/00:1b:21:3a:50:01") == [

@@ -26,7 +26,9 @@ def test_example_inventory_loads() -> None:
 def test_json_list_with_host_alias(tmp_path: Path) -> None:
     path = tmp_path / "inv.json"
     path.write_text(
-        json.dumps([{"name": "d1", "host": "127.0.0.1", "port": 20000, "user": "root", "uuid": "ab" * 16}])
+        json.dumps(
+            [{"name": "d1", "host": "127.0.0.1", "port": 20000, "user": "root", "uuid": "ab" * 16}]
+        )
     )
     (device,) = InventoryFleetSource(path).list_devices()
     assert (device.address, device.port, device.uuid) == ("127.0.0.1", 20000, "ab" * 16)
