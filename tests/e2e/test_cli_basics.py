@@ -99,3 +99,37 @@ def test_explain_names_the_seed_root_cause() -> None:
     document = json.loads(result.stdout)
     assert document["verdict"] == "problems"
     assert any(code.startswith("time.") for code in document["root_causes"])
+
+
+def test_no_source_and_no_token_diagnoses_the_demo(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.delenv("BALENA_API_KEY", raising=False)
+    config = tmp_path / "orch.toml"
+    config.write_text("")
+    result = CliRunner().invoke(
+        main,
+        [
+            "--config",
+            str(config),
+            "diagnose",
+            "--device",
+            "demo-healthy",
+            "--format",
+            "json",
+            "--db",
+            f"sqlite:///{tmp_path}/x.db",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    assert "demo fleet" in result.stderr
+    assert json.loads(result.stdout)["run"]["source"] == "demo"
+
+
+def test_no_source_with_a_token_asks_for_the_fleet(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("BALENA_API_KEY", "some-token")
+    config = tmp_path / "orch.toml"
+    config.write_text("")
+    result = CliRunner().invoke(
+        main, ["--config", str(config), "diagnose", "--db", f"sqlite:///{tmp_path}/x.db"]
+    )
+    assert result.exit_code == 2
+    assert "--fleet" in result.stderr and "some-token" not in result.stderr
