@@ -20,6 +20,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 from orchestrator.models import Observation
@@ -355,34 +356,47 @@ def hits(text: str, default_source: str | None = None) -> list[Hit]:
     """Every signature hit in ``text``, in order, benign lines skipped."""
     found: list[Hit] = []
     for line in normalise_lines(text):
-        lowered = line.lower() if line.isascii() else None
-        candidate = lowered is None or _SCREEN is None or _SCREEN.search(lowered) is not None
-        if not candidate and "i:" not in line and "depth=" not in line:
-            continue  # no signature, benign pattern or issuer line can match
-        if candidate and any(p.search(line) for p in BENIGN):
-            continue
         stripped = line.strip()
         prefix = _PREFIX.match(stripped)
         process, message = (prefix.group(1), prefix.group(2)) if prefix else (None, stripped)
-        if candidate:
-            found.extend(_signature_hits(stripped, process, message, default_source, lowered))
-        issuer = _ISSUER_CHAIN.match(message) or _ISSUER_DEPTH.match(message)
-        if issuer and not (issuer.re is _ISSUER_DEPTH and issuer.group(1) == "0"):
-            found.append(
-                Hit("openssl", "issuer", HEALTH, stripped, issuer.groups()[-1].strip(), None)
-            )
+        for source, fact, kind, value, resets in _message_hits(message, process, default_source):
+            found.append(Hit(source, fact, kind, stripped, value, resets))
     return found
 
 
+_RawHit = tuple[str, str, str, Any, "frozenset[str] | None"]
+
+
+@lru_cache(maxsize=8192)
+def _message_hits(
+    message: str, process: str | None, default_source: str | None
+) -> tuple[_RawHit, ...]:
+    """What the catalogue says about one journal message (the line without its prefix).
+
+    A pure function of its arguments, so the many identical messages of a fleet's journals
+    (timestamps live in the prefix) are matched once. The screen is sound on the message alone:
+    every signature's match, and so its needles, lies inside the message.
+    """
+    lowered = message.lower() if message.isascii() else None
+    candidate = lowered is None or _SCREEN is None or _SCREEN.search(lowered) is not None
+    if not candidate and "i:" not in message and "depth=" not in message:
+        return ()  # no signature, benign pattern or issuer line can match
+    if candidate and any(p.search(message) for p in BENIGN):
+        return ()
+    found: list[_RawHit] = []
+    if candidate:
+        found.extend(_signature_hits(process, message, default_source, lowered))
+    issuer = _ISSUER_CHAIN.match(message) or _ISSUER_DEPTH.match(message)
+    if issuer and not (issuer.re is _ISSUER_DEPTH and issuer.group(1) == "0"):
+        found.append(("openssl", "issuer", HEALTH, issuer.groups()[-1].strip(), None))
+    return tuple(found)
+
+
 def _signature_hits(
-    stripped: str,
-    process: str | None,
-    message: str,
-    default_source: str | None,
-    lowered: str | None,
-) -> list[Hit]:
-    """Hits of one line; ``lowered`` (the ASCII line in lower case) skips hopeless signatures."""
-    found: list[Hit] = []
+    process: str | None, message: str, default_source: str | None, lowered: str | None
+) -> list[_RawHit]:
+    """Signature matches in one message; ``lowered`` (ASCII, lower case) skips hopeless ones."""
+    found: list[_RawHit] = []
     line_source: str | None = None
     sourced = False
     for sig, needles in _SIGNATURE_NEEDLES:
@@ -398,7 +412,7 @@ def _signature_hits(
         source = sig.source or line_source or "text"
         if sig.source == "curl" or sig.source == "openssl":
             source = sig.source
-        found.append(Hit(source, sig.fact, sig.kind, stripped, _value(sig, match), sig.resets))
+        found.append((source, sig.fact, sig.kind, _value(sig, match), sig.resets))
     return found
 
 
