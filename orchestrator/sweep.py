@@ -186,13 +186,25 @@ async def run_sweep(
         await transport.close()
         if status != "completed":
             await asyncio.to_thread(store.finish_run, run_id, status)
+    by_uuid = {device.uuid: device for device in targets}
+    return await complete_run(store, run_id, reports, by_uuid, config, warnings)
+
+
+async def complete_run(
+    store: Store,
+    run_id: int,
+    reports: list[DeviceReport],
+    devices: dict[str, Device],
+    config: Config,
+    warnings: list[str],
+) -> SweepOutcome:
+    """Find network-wide patterns once over the whole run, store them, mark it completed."""
     settings = PatternSettings(
         min_group=config.patterns["min_group"],
         min_share=config.patterns["min_share"],
         max_p_value=config.patterns["max_p_value"],
     )
-    by_uuid = {device.uuid: device for device in targets}
-    network = find_patterns(reports, by_uuid, settings)
+    network = find_patterns(reports, devices, settings)
     if network:
         reports = attribute(reports, network)
         causes = {r.uuid: r.network_cause for r in reports if r.network_cause}

@@ -20,7 +20,6 @@ from dataclasses import dataclass
 import procrastinate
 
 from orchestrator.config import Config
-from orchestrator.diagnosis.patterns import PatternSettings, attribute, find_patterns
 from orchestrator.distributed.app import ensure_schema, make_app
 from orchestrator.distributed.shard import (
     PlannedDevice,
@@ -34,7 +33,14 @@ from orchestrator.errors import OrchError
 from orchestrator.models import Device
 from orchestrator.probes.registry import get_probes
 from orchestrator.store import Store
-from orchestrator.sweep import SweepOutcome, SweepRequest, endpoints_from, script_budget, slim
+from orchestrator.sweep import (
+    SweepOutcome,
+    SweepRequest,
+    complete_run,
+    endpoints_from,
+    script_budget,
+    slim,
+)
 from orchestrator.transport.routes import (
     FleetIndex,
     RouteSettings,
@@ -294,17 +300,5 @@ async def _conclude(
     warnings = []
     if len(reports) < len(planned):
         warnings.append(f"{len(planned) - len(reports)} devices have no stored result")
-    pattern_settings = PatternSettings(
-        min_group=config.patterns["min_group"],
-        min_share=config.patterns["min_share"],
-        max_p_value=config.patterns["max_p_value"],
-    )
     by_uuid = {item.device.uuid: item.device for item in planned}
-    network = find_patterns(reports, by_uuid, pattern_settings)
-    if network:
-        reports = attribute(reports, network)
-        causes = {r.uuid: r.network_cause for r in reports if r.network_cause}
-        await asyncio.to_thread(store.set_network_causes, run_id, causes)
-    await asyncio.to_thread(store.save_network_findings, run_id, network)
-    run = await asyncio.to_thread(store.finish_run, run_id, "completed")
-    return SweepOutcome(run=run, reports=reports, network_findings=network, warnings=warnings)
+    return await complete_run(store, run_id, reports, by_uuid, config, warnings)

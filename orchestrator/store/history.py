@@ -15,7 +15,7 @@ from collections.abc import Iterable
 from datetime import datetime
 
 from sqlalchemy import ColumnElement, Select, and_, exists, func, or_, select, tuple_
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.orm import Session
 
 from orchestrator.errors import StoreError
 from orchestrator.history_models import (
@@ -29,7 +29,7 @@ from orchestrator.history_models import (
 )
 from orchestrator.models import DeviceReport, NetworkFinding
 from orchestrator.store.convert import to_report, to_summary
-from orchestrator.store.queries import as_utc, load_network_findings
+from orchestrator.store.queries import as_utc, load_network_findings, reports_query
 from orchestrator.store.schema import DeviceResult, DeviceRow, FindingRow, NetworkFindingRow, Run
 
 MIN_PREFIX = 7
@@ -316,16 +316,7 @@ def load_reports_where(
 ) -> list[DeviceReport]:
     """The run's device reports with a finding above info of `category`, a finding `code`, and
     the given reachability (each filter optional), in the order they were saved."""
-    query = (
-        select(DeviceResult)
-        .where(DeviceResult.run_id == run_id)
-        .order_by(DeviceResult.id)
-        .options(
-            selectinload(DeviceResult.steps),
-            selectinload(DeviceResult.observations),
-            selectinload(DeviceResult.findings),
-        )
-    )
+    query = reports_query(run_id)
     if reachable is not None:
         query = query.where(DeviceResult.reachable.is_(reachable))
     if category is not None:

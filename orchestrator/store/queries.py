@@ -10,7 +10,7 @@ from collections.abc import Iterable
 from datetime import datetime, timezone
 from typing import Any
 
-from sqlalchemy import and_, delete, exists, func, select
+from sqlalchemy import Select, and_, delete, exists, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, selectinload
 
@@ -85,9 +85,9 @@ def list_runs(
     return [to_summary(run) for run in session.scalars(query)]
 
 
-def load_reports(session: Session, run_id: int) -> list[DeviceReport]:
-    """Every device report of a run, in the order they were saved (a replaced one moves last)."""
-    query = (
+def reports_query(run_id: int) -> Select:
+    """The run's device results with their children, in the order they were saved."""
+    return (
         select(DeviceResult)
         .where(DeviceResult.run_id == run_id)
         .order_by(DeviceResult.id)
@@ -97,7 +97,11 @@ def load_reports(session: Session, run_id: int) -> list[DeviceReport]:
             selectinload(DeviceResult.findings),
         )
     )
-    return [to_report(row) for row in session.scalars(query)]
+
+
+def load_reports(session: Session, run_id: int) -> list[DeviceReport]:
+    """Every device report of a run, in the order they were saved (a replaced one moves last)."""
+    return [to_report(row) for row in session.scalars(reports_query(run_id))]
 
 
 def load_network_findings(session: Session, run_id: int) -> list[NetworkFinding]:
