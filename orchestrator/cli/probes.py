@@ -32,6 +32,7 @@ def register(group: click.Group) -> None:
                         "command": s.command,
                         "timeout_s": s.timeout_s,
                         "max_bytes": s.max_bytes,
+                        "env": dict(s.env),
                     }
                     for s in probe.steps_for(endpoints)
                 ],
@@ -42,6 +43,7 @@ def register(group: click.Group) -> None:
             emit(dumps(listing))
             return
         lines = []
+        exported: dict[str, str] = {}
         for probe in listing:
             lines.append(f"{probe['name']}: {probe['description']}")
             for step in probe["steps"]:
@@ -49,5 +51,9 @@ def register(group: click.Group) -> None:
                     f"  {step['name']} (limit {step['timeout_s']:g}s, {step['max_bytes']} bytes)"
                 )
                 lines.append(f"    $ {step['command']}")
+                exported.update(step["env"])
             lines.append("")
+        for name, value in exported.items():
+            lines.append(f"Exported by the script to every step, {name} (one string per line):")
+            lines.extend(f"    {line}" for line in value.splitlines())
         emit("\n".join(lines).rstrip())

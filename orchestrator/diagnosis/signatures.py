@@ -482,6 +482,16 @@ def _evidence(group: list[Hit]) -> tuple[str, ...]:
     return tuple(lines)
 
 
-def journal_command(unit: str, lines: int = 200) -> str:
-    """The read-only journal step for ``unit`` (classic short format, newest ``lines``)."""
-    return f"journalctl --no-pager -n {int(lines)} -u {unit}"
+def log_keys() -> tuple[str, ...] | None:
+    """Lower-case strings one of which every line the catalogue reads something from contains.
+
+    A device can keep only the journal lines holding one of them (``grep -i -F``) and lose
+    nothing the catalogue would find. None when some signature has no such string.
+    """
+    needles: set[str] = {"depth=", "i:"}  # certificate chain lines (the issuer fact)
+    for _sig, found in _SIGNATURE_NEEDLES:
+        if not found:
+            return None
+        needles.update(found)
+    # a needle that contains a shorter one adds nothing to the filter
+    return tuple(sorted(n for n in needles if not any(o != n and o in n for o in needles)))

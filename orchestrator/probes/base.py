@@ -55,6 +55,8 @@ class Step:
     command: str
     timeout_s: float = DEFAULT_STEP_TIMEOUT_S
     max_bytes: int = DEFAULT_STEP_MAX_BYTES
+    env: tuple[tuple[str, str], ...] = ()
+    """Variables the command reads (``ORCH_*`` names), exported once at the top of the script."""
 
 
 Parser = Callable[[Mapping[str, StepOutput], ProbeContext], list[Observation]]

@@ -23,10 +23,11 @@ import re
 from collections.abc import Mapping
 from email.utils import parsedate_to_datetime
 
-from orchestrator.diagnosis.signatures import journal_command, scan
+from orchestrator.diagnosis.signatures import scan
 from orchestrator.models import Observation, StepOutput
 from orchestrator.probes.base import Endpoints, ProbeContext, Step, make_probe, step_output
 from orchestrator.probes.curl_result import curl_command, parse_curl
+from orchestrator.probes.journal import journal_step
 
 NAME = "time"
 _EPOCH = re.compile(r"^\s*(\d{9,11})\s*$", re.MULTILINE)
@@ -49,7 +50,7 @@ def build_steps(endpoints: Endpoints) -> tuple[Step, ...]:
         Step("time.chronyd", "systemctl is-active chronyd.service", timeout_s=5),
         Step("time.tracking", "chronyc -n tracking", timeout_s=5),
         Step("time.sources", "chronyc -n sources", timeout_s=5),
-        Step("time.journal", journal_command("chronyd.service"), timeout_s=10),
+        journal_step("time.journal", "chronyd.service"),
     )
 
 

@@ -19,9 +19,10 @@ import re
 from collections.abc import Mapping
 from urllib.parse import urlsplit
 
-from orchestrator.diagnosis.signatures import journal_command, scan
+from orchestrator.diagnosis.signatures import scan
 from orchestrator.models import Observation, StepOutput
 from orchestrator.probes.base import Endpoints, ProbeContext, Step, make_probe, step_output
+from orchestrator.probes.journal import journal_step
 
 NAME = "dns"
 CONTROL_SERVER = Endpoints().dns_control
@@ -68,7 +69,7 @@ def build_steps(endpoints: Endpoints) -> tuple[Step, ...]:
         Step("dns.local_api", f"nslookup {api_host}", timeout_s=15),
         Step("dns.local_ntp", f"nslookup {endpoints.ntp_host}", timeout_s=15),
         Step("dns.upstreams", _upstream_loop(api_host, endpoints.dns_control), timeout_s=40),
-        Step("dns.journal", journal_command("dnsmasq.service"), timeout_s=10),
+        journal_step("dns.journal", "dnsmasq.service"),
     )
 
 

@@ -30,6 +30,7 @@ from orchestrator.probes.base import Step
 
 MARKER = "@@ORCH"
 _STEP_NAME = re.compile(r"^[a-z][a-z0-9_.-]*$")
+_ENV_NAME = re.compile(r"^ORCH_[A-Z0-9_]+$")
 
 _PRELUDE = r"""
 umask 077
@@ -82,6 +83,18 @@ def _sh_quote(text: str) -> str:
     return "'" + text.replace("'", "'\"'\"'") + "'"
 
 
+def step_exports(steps: Sequence[Step]) -> dict[str, str]:
+    """The variables ``steps`` read, merged; one name with two values is an error."""
+    exports: dict[str, str] = {}
+    for step in steps:
+        for name, value in step.env:
+            if not _ENV_NAME.match(name):
+                raise ValueError(f"{step.name}: invalid variable name {name!r}")
+            if exports.setdefault(name, value) != value:
+                raise ValueError(f"{step.name}: {name} already has another value")
+    return exports
+
+
 def build_script(steps: Sequence[Step], nonce: str, budget_s: float) -> bytes:
     """The complete script for one device; ``budget_s`` bounds when steps may still start."""
     seen: set[str] = set()
@@ -91,8 +104,10 @@ def build_script(steps: Sequence[Step], nonce: str, budget_s: float) -> bytes:
         f"N={nonce}",
         f"ORCH_BUDGET={max(1, int(budget_s))}",
         _PRELUDE.strip(),
-        'printf \'%s:%s:HELLO\\n\' "$M" "$N"',
     ]
+    for name, value in step_exports(steps).items():
+        lines.append(f"{name}={_sh_quote(value)}; export {name}")
+    lines.append('printf \'%s:%s:HELLO\\n\' "$M" "$N"')
     for step in steps:
         if not _STEP_NAME.match(step.name):
             raise ValueError(f"invalid step name {step.name!r}")
@@ -120,11 +135,14 @@ class SplitResult:
     """Names of steps whose frame was malformed (a broken or forged frame)."""
 
 
-def _arrival(chunk_times: Sequence[tuple[int, float]], offset: int) -> float | None:
-    """When the byte at ``offset`` arrived, from (end offset, time) pairs in arrival order."""
+def _arrival(
+    chunk_times: Sequence[tuple[int, float]], ends: Sequence[int], offset: int
+) -> float | None:
+    """When the byte at ``offset`` arrived, from (end offset, time) pairs in arrival order
+    (``ends``: their end offsets)."""
     if not chunk_times:
         return None
-    index = bisect_left([end for end, _ in chunk_times], offset + 1)
+    index = bisect_left(ends, offset + 1)
     if index >= len(chunk_times):
         return chunk_times[-1][1]
     return chunk_times[index][1]
@@ -146,6 +164,7 @@ def split_output(
     corrupt: list[str] = []
     hello = prefix + b"HELLO\n" in stdout
     done = prefix + b"DONE\n" in stdout
+    ends = [end for end, _ in chunk_times]
     pos = 0
     while True:
         match = header.search(stdout, pos)
@@ -174,7 +193,7 @@ def split_output(
                 timed_out="o" in flags,
                 skipped=skipped,
                 duration_s=float(took),
-                received_at=_arrival(chunk_times, body_end),
+                received_at=_arrival(chunk_times, ends, body_end),
             )
         pos = body_end + len(end_line)
     for step in steps:

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from orchestrator.diagnosis.signatures import journal_command, scan
+from orchestrator.diagnosis.signatures import scan
 from orchestrator.models import Observation, StepOutput
 from orchestrator.probes.base import Endpoints, ProbeContext, Step, make_probe, step_output
 from orchestrator.probes.curl_result import curl_command, parse_curl
+from orchestrator.probes.journal import journal_step
 
 NAME = "supervisor"
 
@@ -32,7 +33,7 @@ def build_steps(endpoints: Endpoints) -> tuple[Step, ...]:
             curl_command(base + "/v1/healthy", max_time=10, connect_timeout=3, extra=""),
             timeout_s=13,
         ),
-        Step("supervisor.journal", journal_command("balena-supervisor.service"), timeout_s=10),
+        journal_step("supervisor.journal", "balena-supervisor.service"),
     )
 
 

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from orchestrator.diagnosis.signatures import journal_command, scan
+from orchestrator.diagnosis.signatures import scan
 from orchestrator.models import Observation, StepOutput
 from orchestrator.probes.base import Endpoints, ProbeContext, Step, make_probe, step_output
 from orchestrator.probes.curl_result import curl_command, parse_curl
+from orchestrator.probes.journal import journal_step
 
 NAME = "vpn"
 
@@ -27,11 +28,11 @@ def build_steps(endpoints: Endpoints) -> tuple[Step, ...]:
             'if test -e "$R/run/openvpn/vpn_status/active"; then echo active; else echo inactive; fi',
             timeout_s=5,
         ),
-        Step("vpn.journal", journal_command("openvpn.service"), timeout_s=10),
+        journal_step("vpn.journal", "openvpn.service"),
         Step(
             "vpn.cloudlink", curl_command(endpoints.cloudlink.rstrip("/") + "/ping"), timeout_s=15
         ),
-        Step("vpn.os_config_journal", journal_command("os-config.service"), timeout_s=10),
+        journal_step("vpn.os_config_journal", "os-config.service"),
     )
 
 
