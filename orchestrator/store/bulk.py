@@ -3,7 +3,8 @@
 `save_results` replaces the results of the batch's devices in the caller's transaction: one
 DELETE (children go by the database's ON DELETE CASCADE), one multi-row INSERT of the results
 that hands back their ids (RETURNING where the backend supports it with executemany, otherwise
-one SELECT), then one executemany INSERT each for step outputs, observations and findings.
+one SELECT), then one executemany INSERT each for step outputs, observations and findings,
+handed to the driver as prepared rows (`orchestrator.store.fast_insert`).
 Values come from `orchestrator.store.convert`, so capping and scrubbing match the ORM path.
 """
 
@@ -21,6 +22,7 @@ from orchestrator.store.convert import (
     result_values,
     step_values,
 )
+from orchestrator.store.fast_insert import insert_rows
 from orchestrator.store.schema import DeviceResult, FindingRow, ObservationRow, StepOutputRow
 
 _RESULTS = DeviceResult.__table__
@@ -54,8 +56,7 @@ def save_results(
                 row["result_id"] = result_id
             children[name].extend(values)
     for table, name in _CHILDREN:
-        if children[name]:
-            connection.execute(insert(table), children[name])
+        insert_rows(connection, table, children[name])
 
 
 def _insert_results(

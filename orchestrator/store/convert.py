@@ -172,6 +172,9 @@ def filter_json(value: Any) -> Any:
     Tuples become lists, unknown objects strings, and NaN/infinity their `repr` (PostgreSQL
     JSON has no such numbers).
     """
+    kind = type(value)
+    if kind is str or kind is int or kind is bool or value is None:
+        return value
     if isinstance(value, Mapping):
         return {str(k): filter_json(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):

@@ -1,0 +1,102 @@
+"""Many-row INSERTs handed to the database driver as plain rows, prepared once per table.
+
+SQLAlchemy's executemany builds and processes one parameter set per row through the compiler;
+for the dozens of step outputs and observations each device stores, that was most of the
+storage CPU of a sweep. Here the INSERT is compiled once per (dialect, table, columns), each
+column's bind processor (JSON serialisation, the UTC datetime conversion, the dialect's own
+conversions) is looked up once, and the rows go to ``exec_driver_sql`` as tuples or dicts in the
+driver's parameter style, in the caller's transaction. The SQL and conversions are SQLAlchemy's
+own, so what lands in the database is what the ORM path would have written.
+"""
+
+from __future__ import annotations
+
+import weakref
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from operator import itemgetter
+from typing import Any
+
+from sqlalchemy import Connection, Table, insert
+from sqlalchemy.engine import Dialect
+
+Processor = Callable[[Any], Any]
+
+
+@dataclass(frozen=True)
+class PreparedInsert:
+    """One compiled INSERT with the conversion of each of its parameters."""
+
+    sql: str
+    names: tuple[str, ...]
+    """Parameter names (the column keys), in the driver's order for positional styles."""
+    columns: tuple[str, ...]
+    """The column each parameter fills."""
+    processors: tuple[Processor | None, ...]
+    positional: bool
+
+    def rows(self, values: Sequence[dict[str, Any]]) -> list[Any]:
+        """The driver parameters for ``values`` (one dict of column values per row)."""
+        if not self.positional:
+            return [self._named(value) for value in values]
+        pick = itemgetter(*self.columns)
+        converted = [(i, p) for i, p in enumerate(self.processors) if p is not None]
+        if len(self.columns) == 1:
+            return [(self._convert_one(pick(value)),) for value in values]
+        if not converted:
+            return [pick(value) for value in values]
+        rows = []
+        for value in values:
+            row = list(pick(value))
+            for index, process in converted:
+                row[index] = process(row[index])
+            rows.append(tuple(row))
+        return rows
+
+    def _convert_one(self, item: Any) -> Any:
+        process = self.processors[0]
+        return item if process is None else process(item)
+
+    def _named(self, value: dict[str, Any]) -> dict[str, Any]:
+        return {
+            name: value[column] if process is None else process(value[column])
+            for name, column, process in zip(self.names, self.columns, self.processors, strict=True)
+        }
+
+
+_PREPARED: weakref.WeakKeyDictionary[Dialect, dict[tuple[str, tuple[str, ...]], PreparedInsert]]
+_PREPARED = weakref.WeakKeyDictionary()
+"""Per dialect object (it carries the engine's JSON serialiser), per table and columns."""
+
+
+def prepare(table: Table, columns: Sequence[str], dialect: Dialect) -> PreparedInsert:
+    """The prepared INSERT of ``columns`` into ``table`` for ``dialect`` (cached)."""
+    cache = _PREPARED.setdefault(dialect, {})
+    key = (table.name, tuple(columns))
+    prepared = cache.get(key)
+    if prepared is None:
+        # inline: no RETURNING of generated keys (PostgreSQL adds it to a lone INSERT)
+        statement = insert(table).inline()
+        compiled = statement.compile(dialect=dialect, column_keys=list(columns))
+        binds = compiled.binds
+        names = tuple(compiled.positiontup or ()) if compiled.positional else tuple(columns)
+        processors = tuple(
+            binds[name].type.dialect_impl(dialect).bind_processor(dialect) for name in names
+        )
+        prepared = PreparedInsert(
+            sql=compiled.string,
+            names=names,
+            columns=names,
+            processors=processors,
+            positional=compiled.positional,
+        )
+        cache[key] = prepared
+    return prepared
+
+
+def insert_rows(connection: Connection, table: Table, values: Sequence[dict[str, Any]]) -> None:
+    """INSERT ``values`` (dicts with the same keys) into ``table`` in one executemany."""
+    if not values:
+        return
+    prepared = prepare(table, list(values[0]), connection.dialect)
+    connection.exec_driver_sql(prepared.sql, prepared.rows(values))
