@@ -40,6 +40,29 @@ async def sweep(
     return sum(await asyncio.gather(*(one(device) for device in devices)))
 
 
+async def sweep_orch_transport(
+    devices: list[dict], key: str, known_hosts: str, script: bytes, nonce: bytes, concurrency: int
+) -> int:
+    """The same loop through orch's own transport (its options, deadlines, output capture)."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+    from orchestrator.models import Route
+    from orchestrator.transport.ssh import SSHSettings, SSHTransport
+
+    transport = SSHTransport(SSHSettings(key_files=(key,), known_hosts=known_hosts))
+    gate = asyncio.Semaphore(concurrency)
+
+    async def one(device: dict) -> bool:
+        route = Route("direct", device["address"], device["port"], device["user"])
+        async with gate:
+            result = await transport.run_script(route, script, deadline_s=120)
+        return nonce in result.stdout
+
+    try:
+        return sum(await asyncio.gather(*(one(device) for device in devices)))
+    finally:
+        await transport.close()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--inventory", required=True)
@@ -48,6 +71,11 @@ def main() -> None:
     parser.add_argument("--script", required=True)
     parser.add_argument("--nonce", required=True)
     parser.add_argument("--concurrency", type=int, default=200)
+    parser.add_argument(
+        "--orch-transport",
+        action="store_true",
+        help="use orch's SSHTransport (no parsing or storage) instead of the bare loop",
+    )
     args = parser.parse_args()
     _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
@@ -61,7 +89,14 @@ def main() -> None:
         gss_kex=False,
     )
     script = Path(args.script).read_bytes()
-    ok = asyncio.run(sweep(devices, options, script, args.nonce.encode(), args.concurrency))
+    if args.orch_transport:
+        ok = asyncio.run(
+            sweep_orch_transport(
+                devices, args.key, args.known_hosts, script, args.nonce.encode(), args.concurrency
+            )
+        )
+    else:
+        ok = asyncio.run(sweep(devices, options, script, args.nonce.encode(), args.concurrency))
     print(json.dumps({"devices_ok": ok}))
     sys.exit(0)
 

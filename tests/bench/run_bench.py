@@ -53,6 +53,16 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--json-out", help="write all measurements here")
     parser.add_argument("--no-netns", action="store_true", help="run in the current namespace")
     parser.add_argument("--keep", action="store_true", help="keep the work directory")
+    parser.add_argument(
+        "--transport",
+        action="store_true",
+        help="also measure orch's SSH transport alone (direct route; no parsing or storage)",
+    )
+    parser.add_argument(
+        "--pin",
+        action="store_true",
+        help="measured client on CPU 0, fleet on the other CPUs (steadier CPU figures)",
+    )
     return parser.parse_args()
 
 
@@ -71,12 +81,33 @@ class Measured(dict):
     """wall_s, cpu_s, peak_rss_mb, maxrss_mb, rc, stdout path of one measured process."""
 
 
+CLIENT_CPUS: set[int] | None = None
+"""With ``--pin``: the CPUs of measured clients (the fleet gets the rest)."""
+
+
+def _pinned(cpus: set[int] | None):
+    """A ``preexec_fn`` that restricts the child to ``cpus`` (None: no restriction)."""
+    if cpus is None:
+        return None
+    return lambda: os.sched_setaffinity(0, cpus)
+
+
+def fleet_cpus() -> set[int] | None:
+    """CPUs left to the fleet when clients are pinned."""
+    if CLIENT_CPUS is None:
+        return None
+    rest = os.sched_getaffinity(0) - CLIENT_CPUS
+    return rest or None
+
+
 def measure(argv: list[str], out: Path, env: dict[str, str]) -> Measured:
     """Run ``argv`` to completion; wall, CPU (wait4 rusage of its tree) and peak RSS."""
     peak = [0]
     started = time.monotonic()
     with out.open("wb") as stdout, (out.with_suffix(".err")).open("wb") as stderr:
-        proc = subprocess.Popen(argv, stdout=stdout, stderr=stderr, env=env)
+        proc = subprocess.Popen(
+            argv, stdout=stdout, stderr=stderr, env=env, preexec_fn=_pinned(CLIENT_CPUS)
+        )
         done = threading.Event()
 
         def sample() -> None:
@@ -168,6 +199,7 @@ def start_fleet(spec_path: Path, procs: int, work: Path) -> list[subprocess.Pope
                 stdout=subprocess.PIPE,
                 stderr=log,
                 text=True,
+                preexec_fn=_pinned(fleet_cpus()),
             )
         )
     for proc in fleet:
@@ -242,34 +274,33 @@ def run_size(
     script = size_dir / "probe.sh"
     script.write_bytes(probe_script(nonce))
     env = {**os.environ, "PYTHONPATH": str(REPO)}
+    loop_argv = [
+        sys.executable,
+        str(REPO / "tests/bench/baseline.py"),
+        "--inventory",
+        str(inventory),
+        "--key",
+        str(key_path),
+        "--known-hosts",
+        str(known_hosts),
+        "--script",
+        str(script),
+        "--nonce",
+        nonce,
+        "--concurrency",
+        str(args.concurrency),
+    ]
     rows = []
     fleet = start_fleet(spec, args.fleet_procs, size_dir)
     fleet_started = time.monotonic()
     try:
         for rep in range(args.reps):
-            base = measure(
-                [
-                    sys.executable,
-                    str(REPO / "tests/bench/baseline.py"),
-                    "--inventory",
-                    str(inventory),
-                    "--key",
-                    str(key_path),
-                    "--known-hosts",
-                    str(known_hosts),
-                    "--script",
-                    str(script),
-                    "--nonce",
-                    nonce,
-                    "--concurrency",
-                    str(args.concurrency),
-                ],
-                size_dir / f"baseline-{rep}.out",
-                env,
-            )
-            base["completed"] = json.loads(
-                (size_dir / f"baseline-{rep}.out").read_text() or "{}"
-            ).get("devices_ok", 0)
+            base = measure_loop(loop_argv, size_dir / f"baseline-{rep}.out", env)
+            transport = None
+            if args.transport and args.route == "direct":
+                transport = measure_loop(
+                    [*loop_argv, "--orch-transport"], size_dir / f"transport-{rep}.out", env
+                )
             orch_argv = [
                 sys.executable,
                 "-c",
@@ -292,7 +323,7 @@ def run_size(
             ]
             orch = measure(orch_argv, size_dir / f"orch-{rep}.out", env)
             orch.update(orch_outcome(size_dir / f"orch-{rep}.out"))
-            rows.append(row(n, rep, args, base, orch))
+            rows.append(row(n, rep, args, base, orch, transport))
             print_row(rows[-1])
         if args.profile:
             profile(orch_argv, size_dir, Path(args.profile), n, args.route, env)
@@ -307,8 +338,28 @@ def run_size(
     return rows
 
 
-def row(n: int, rep: int, args: argparse.Namespace, base: Measured, orch: Measured) -> dict:
+def measure_loop(argv: list[str], out: Path, env: dict[str, str]) -> Measured:
+    """Measure one run of baseline.py; ``completed`` from the count it prints."""
+    measured = measure(argv, out, env)
+    measured["completed"] = json.loads(out.read_text() or "{}").get("devices_ok", 0)
+    return measured
+
+
+def row(
+    n: int,
+    rep: int,
+    args: argparse.Namespace,
+    base: Measured,
+    orch: Measured,
+    transport: Measured | None = None,
+) -> dict:
+    extra = {}
+    if transport is not None:
+        extra["orch_transport"] = dict(
+            transport, cpu_ms_per_device=round(transport["cpu_s"] * 1000 / n, 2)
+        )
     return {
+        **extra,
         "n": n,
         "rep": rep,
         "route": args.route,
@@ -322,6 +373,13 @@ def row(n: int, rep: int, args: argparse.Namespace, base: Measured, orch: Measur
 
 def print_row(r: dict) -> None:
     b, o = r["baseline"], r["orch"]
+    if "orch_transport" in r:
+        t = r["orch_transport"]
+        print(
+            f"N={r['n']:>6} orch transport only: {t['wall_s']:7.2f}s "
+            f"{t['cpu_ms_per_device']:6.2f} ms/dev {t['peak_rss_mb']:6.1f} MB ok={t['completed']}",
+            flush=True,
+        )
     print(
         f"N={r['n']:>6} {r['route']:<6} delay={r['delay_ms']:g}ms | baseline {b['wall_s']:7.2f}s "
         f"{b['cpu_ms_per_device']:6.2f} ms/dev {b['peak_rss_mb']:6.1f} MB ok={b['completed']} | "
@@ -398,6 +456,9 @@ def main() -> None:
     args = parse_args()
     if not args.no_netns:
         reexec_in_netns()
+    global CLIENT_CPUS
+    if args.pin and len(os.sched_getaffinity(0)) > 1:
+        CLIENT_CPUS = {min(os.sched_getaffinity(0))}
     sizes = [int(s) for s in args.sizes.split(",") if s.strip()]
     work = Path(tempfile.mkdtemp(prefix="orch-bench-"))
     try:

@@ -1,0 +1,142 @@
+"""CPU per device of orch's work after the bytes arrive: split, parse, diagnose, store.
+
+    python tests/bench/stages_bench.py [--devices 1000] [--reps 3] [--profile OUT.txt]
+
+No network and no SSH: the real probe output of each demo scenario is captured once (as
+run_bench.py does), then ``--devices`` reports are assessed (``assess_device``) and stored in a
+fresh SQLite database in batches of the size the run's writer uses. Each stage is timed with
+``time.process_time`` and the best of ``--reps`` is reported in ms per device, so the figures
+are steadier than a whole fleet run on a shared machine. ``--profile`` writes cProfile's top
+entries (by internal time) for one repetition.
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import io
+import pstats
+import sys
+import tempfile
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO))
+
+from orchestrator.assess import assess_device  # noqa: E402
+from orchestrator.config import Config  # noqa: E402
+from orchestrator.models import Device, Route  # noqa: E402
+from orchestrator.probes.registry import get_probes, steps_for  # noqa: E402
+from orchestrator.probes.script import new_nonce  # noqa: E402
+from orchestrator.runner import RunPlan  # noqa: E402
+from orchestrator.sim.model import make_fleet  # noqa: E402
+from orchestrator.store import Store  # noqa: E402
+from orchestrator.sweep import endpoints_from, slim  # noqa: E402
+from orchestrator.transport.ssh import ScriptResult  # noqa: E402
+from tests.bench.capture import Template, capture_sync  # noqa: E402
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--devices", type=int, default=1000)
+    parser.add_argument("--reps", type=int, default=3)
+    parser.add_argument(
+        "--batch",
+        type=int,
+        default=50,
+        help="reports per transaction (a sweep's writer "
+        "commits what arrived in the last 50 ms, up to 500)",
+    )
+    parser.add_argument("--profile", metavar="FILE", help="cProfile top entries to FILE")
+    return parser.parse_args()
+
+
+def outputs(n: int, nonce: str) -> list[tuple[Device, bytes]]:
+    """``n`` devices of the demo mix, each with its scenario's real output rendered for it."""
+    specs = make_fleet(n)
+    representatives = {}
+    for spec in specs:
+        representatives.setdefault(spec.scenario, spec)
+    templates = {
+        scenario: Template.from_capture(entry)
+        for scenario, entry in capture_sync(list(representatives.values())).items()
+    }
+    now = time.time()
+    rendered = []
+    for spec in specs:
+        data = templates[spec.scenario].render(
+            nonce.encode(), spec.uuid.encode(), spec.name.encode(), now
+        )
+        rendered.append((Device(uuid=spec.uuid, name=spec.name), data))
+    return rendered
+
+
+def one_rep(
+    devices: list[tuple[Device, bytes]], nonce: str, plan: RunPlan, batch: int
+) -> dict[str, float]:
+    route = Route("direct", "127.0.0.1", 22222, "root")
+    started = datetime.now(timezone.utc)
+    sent = time.time()
+    t0 = time.process_time()
+    reports = []
+    for device, data in devices:
+        result = ScriptResult(
+            stdout=data,
+            stderr=b"",
+            exit_status=0,
+            sent_at=sent,
+            chunk_times=((len(data), sent + 0.05),),
+            truncated=False,
+            error=None,
+            connect_s=0.01,
+            total_s=0.05,
+        )
+        reports.append(
+            assess_device(device, route, result, nonce=nonce, plan=plan, started=started)
+        )
+    t1 = time.process_time()
+    with tempfile.TemporaryDirectory() as tmp:
+        store = Store.open(f"sqlite:///{tmp}/bench.db")
+        run_id = store.start_run(source="bench", fleet=None, devices_total=len(reports), options={})
+        t2 = time.process_time()
+        for at in range(0, len(reports), batch):
+            store.save_reports(run_id, reports[at : at + batch])
+        t3 = time.process_time()
+        store.close()
+    slims = [slim(report) for report in reports]
+    n = len(devices)
+    assert len(slims) == n
+    return {"assess": (t1 - t0) * 1000 / n, "store": (t3 - t2) * 1000 / n}
+
+
+def main() -> None:
+    args = parse_args()
+    nonce = new_nonce()
+    probes = get_probes(None)
+    endpoints = endpoints_from(Config())
+    plan = RunPlan(probes=probes, steps=steps_for(probes, endpoints), endpoints=endpoints)
+    devices = outputs(args.devices, nonce)
+    size = sum(len(data) for _, data in devices) / len(devices)
+    print(f"{len(devices)} devices, {size / 1024:.1f} KB of output each on average")
+    best: dict[str, float] = {}
+    for _ in range(args.reps):
+        for stage, ms in one_rep(devices, nonce, plan, args.batch).items():
+            best[stage] = min(best.get(stage, ms), ms)
+    for stage, ms in best.items():
+        print(f"{stage:>8}: {ms:6.3f} ms/device (best of {args.reps})")
+    print(f"{'total':>8}: {sum(best.values()):6.3f} ms/device")
+    if args.profile:
+        profiler = cProfile.Profile()
+        profiler.enable()
+        one_rep(devices, nonce, plan, args.batch)
+        profiler.disable()
+        text = io.StringIO()
+        pstats.Stats(profiler, stream=text).sort_stats("tottime").print_stats(30)
+        Path(args.profile).write_text(text.getvalue())
+        print(f"profile: {args.profile}")
+
+
+if __name__ == "__main__":
+    main()
