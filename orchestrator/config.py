@@ -52,6 +52,8 @@ SCHEMA: dict[str, dict[str, tuple[type | tuple[type, ...], Any, str | None]]] = 
         "login_timeout": ((int, float), 10.0, _POSITIVE),
         "device_timeout": ((int, float), 120.0, _POSITIVE),
         "max_output_bytes": (int, 4 * 1024 * 1024, _POSITIVE),
+        "kex_algs": (str, "", None),
+        "ciphers": (str, "", None),
     },
     "run": {
         "concurrency": (int, 100, _POSITIVE),

@@ -80,6 +80,10 @@ def ssh_settings_from(config: Config, **overrides: object) -> SSHSettings:
         max_output_bytes=section["max_output_bytes"],
         proxy_sessions_per_connection=config.routes["sessions_per_connection"],
     )
+    if section["kex_algs"]:
+        settings = replace(settings, kex_algs=section["kex_algs"])
+    if section["ciphers"]:
+        settings = replace(settings, encryption_algs=section["ciphers"])
     return replace(settings, **{k: v for k, v in overrides.items() if v not in (None, ())})
 
 

@@ -13,6 +13,9 @@ Rules:
   never fails a device, unless a fresh connection refuses even its first channel.
 - A connection that dies is dropped from the pool; only the sessions whose channel was open on it
   fail (the transport reports them as ``disconnected``), later sessions get a new connection.
+- With ``linger_s`` set, a connection that has carried no session for that long is closed (jump
+  gateways: a sweep touches thousands, each for a few seconds); without it connections stay open
+  until ``close()``.
 - ``close()`` closes every connection (the transport calls it when the sweep ends).
 """
 
@@ -59,6 +62,7 @@ class _Shared:
     open: int = 0
     """Channels open on it right now."""
     served: int = 0
+    idle_timer: asyncio.TimerHandle | None = None
 
     @property
     def dead(self) -> bool:
@@ -89,10 +93,18 @@ class PooledSession(Generic[T]):
 class ConnectionPool:
     """Connections to one SSH host shared by many sessions (create inside the event loop)."""
 
-    def __init__(self, connect: Connector, per_connection: int = 10, *, max_lone_refusals: int = 2):
+    def __init__(
+        self,
+        connect: Connector,
+        per_connection: int = 10,
+        *,
+        max_lone_refusals: int = 2,
+        linger_s: float | None = None,
+    ):
         if per_connection < 1:
             raise ValueError("sessions per connection must be at least 1")
         self._connect = connect
+        self._linger_s = linger_s
         self.per_connection = per_connection
         self._max_lone_refusals = max_lone_refusals
         self._connections: list[_Shared] = []
@@ -121,12 +133,23 @@ class ConnectionPool:
             shared.reserved -= 1
             if shared not in self._connections:
                 self._retire(shared)
+            elif shared.reserved == 0 and self._linger_s is not None:
+                loop = asyncio.get_running_loop()
+                shared.idle_timer = loop.call_later(self._linger_s, self._close_idle, shared)
+
+    def _close_idle(self, shared: _Shared) -> None:
+        shared.idle_timer = None
+        if shared.reserved == 0:
+            self._discard(shared)
 
     async def _open(self, open_channel: ChannelOpener[T]) -> tuple[_Shared, T]:
         lone_refusals = 0
         while True:
             shared = self._pick()
             shared.reserved += 1
+            if shared.idle_timer is not None:
+                shared.idle_timer.cancel()
+                shared.idle_timer = None
             try:
                 conn = await asyncio.shield(shared.ready)
                 channel = await open_channel(conn)
@@ -188,6 +211,8 @@ class ConnectionPool:
         connections = [*self._connections, *self._retired]
         self._connections, self._retired = [], set()
         for shared in connections:
+            if shared.idle_timer is not None:
+                shared.idle_timer.cancel()
             if not shared.ready.done():
                 shared.ready.cancel()
         for shared in connections:

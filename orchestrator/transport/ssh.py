@@ -1,15 +1,15 @@
 """Run one script per device over SSH: connect (directly, through a gateway, or via the balena
 proxy), write the script to the remote command's stdin, and stream its stdout back as bytes.
 
-The transport moves bytes and never parses them. Keys and known_hosts are read once into objects
-and one ``asyncssh.SSHClientConnectionOptions`` is reused for every connection (DESIGN 8): giving
-asyncssh file paths instead makes it re-read and re-validate them on every connection.
+The transport moves bytes and never parses them. One ``asyncssh.SSHClientConnectionOptions``, with
+keys and known_hosts read once (``credentials.py``), is reused for every connection (DESIGN 8).
 
 Host keys are checked against known_hosts by default; an unknown host is an error, never a silent
 trust-on-first-use. ``insecure_no_host_key_check`` turns checking off and logs a loud warning.
 
 Proxy and hostvia routes share connections: many devices' sessions run as channels over a few
-connections to the proxy host (see ``pool.py``); direct and jump routes connect per device.
+connections to the proxy host (see ``pool.py``). Jump routes share the connection to their gateway
+among the targets behind it (closed once idle); direct routes connect per device.
 
 Device problems never raise: ``run_script`` returns a ``ScriptResult`` whose ``error`` says what
 went wrong, keeping whatever output had arrived.
@@ -19,16 +19,20 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
-import resource
 import time
 from contextlib import AsyncExitStack, suppress
 from dataclasses import dataclass, field
 
 import asyncssh
 
-from orchestrator.errors import ConfigError, TransportError
+from orchestrator.errors import TransportError
 from orchestrator.models import Route
+from orchestrator.transport.credentials import (
+    SSHSettings,
+    load_client_keys,
+    load_known_hosts,
+    shared_options,
+)
 from orchestrator.transport.errors_map import (
     auth_error,
     classify_error,
@@ -38,6 +42,7 @@ from orchestrator.transport.errors_map import (
     proxy_refusal,
     timeout_error,
 )
+from orchestrator.transport.fd_limit import raise_nofile_limit
 from orchestrator.transport.pool import ConnectionPool, SessionsRefused
 
 __all__ = [
@@ -45,51 +50,20 @@ __all__ = [
     "ScriptResult",
     "SSHTransport",
     "classify_error",
+    "load_client_keys",
+    "load_known_hosts",
     "raise_nofile_limit",
 ]
 
 log = logging.getLogger("orchestrator.transport")
 
-DEFAULT_KEY_NAMES = ("id_ed25519", "id_ecdsa", "id_rsa")
 STDERR_KEEP_BYTES = 64 * 1024
 READ_CHUNK = 64 * 1024
 CLOSE_GRACE_S = 2.0
-PREFERRED_KEX = "^curve25519-sha256,curve25519-sha256@libssh.org"
-"""X25519 first: a fraction of the CPU of the hybrid post-quantum exchanges asyncssh prefers."""
-PREFERRED_CIPHERS = "^aes128-gcm@openssh.com,aes256-gcm@openssh.com"
-"""AES-GCM first: one cipher object per key, whereas asyncssh's ChaCha20-Poly1305 builds
-several per packet (a quarter of orch's CPU at 1,000 devices before this preference)."""
+GATEWAY_LINGER_S = 5.0
+"""An idle connection to a jump gateway is closed after this long without a target."""
 POOLED_KINDS = frozenset({"proxy", "hostvia"})
 """Route kinds whose sessions share connections to the proxy host."""
-
-
-@dataclass(frozen=True)
-class SSHSettings:
-    """How to authenticate, verify hosts and bound time and output for every device."""
-
-    key_files: tuple[str, ...] = ()
-    """Private key files; empty means ~/.ssh/id_ed25519, id_ecdsa, id_rsa that exist."""
-    keys: tuple[asyncssh.SSHKey, ...] = ()
-    """Preloaded keys (tests, simulator), used instead of files."""
-    known_hosts: str | None = None
-    """known_hosts file; None means ~/.ssh/known_hosts."""
-    insecure_no_host_key_check: bool = False
-    """Accept any host key. Explicit opt-out that exposes you to man-in-the-middle attacks."""
-    connect_timeout_s: float = 10.0
-    """TCP connect plus SSH handshake, until authentication starts."""
-    login_timeout_s: float = 10.0
-    """Authentication, from its start until accepted."""
-    device_timeout_s: float = 120.0
-    """Whole-device deadline: connect, login and script."""
-    keepalive_interval_s: float = 15.0
-    max_output_bytes: int = 4 * 1024 * 1024
-    """Client-side cap on one device's stdout; beyond it the channel is closed."""
-    proxy_sessions_per_connection: int = 10
-    """Device sessions sharing one connection to the proxy host (OpenSSH MaxSessions: 10)."""
-    kex_algs: str = PREFERRED_KEX
-    """Key exchange preference, asyncssh/OpenSSH syntax (``^`` prepends to the defaults)."""
-    encryption_algs: str = PREFERRED_CIPHERS
-    """Cipher preference, same syntax; the server's list decides what is finally used."""
 
 
 @dataclass(frozen=True)
@@ -147,52 +121,6 @@ class _PhaseWatch(asyncssh.SSHClient):
         self.auth_started.set()
 
 
-def _default_key_files() -> tuple[str, ...]:
-    ssh_dir = os.path.expanduser("~/.ssh")
-    paths = tuple(os.path.join(ssh_dir, name) for name in DEFAULT_KEY_NAMES)
-    return tuple(path for path in paths if os.path.exists(path))
-
-
-def load_client_keys(settings: SSHSettings) -> tuple[list[asyncssh.SSHKey], list[str]]:
-    """The private keys to offer and a label for each (path or fingerprint), read once."""
-    if settings.keys:
-        return list(settings.keys), [key.get_fingerprint() for key in settings.keys]
-    paths = settings.key_files or _default_key_files()
-    if not paths:
-        raise ConfigError(
-            "no SSH private key found (looked for ~/.ssh/id_ed25519, id_ecdsa, id_rsa); "
-            "create one with ssh-keygen or configure key files"
-        )
-    keys = []
-    for path in paths:
-        try:
-            keys.append(asyncssh.public_key.read_private_key(os.path.expanduser(path)))
-        except asyncssh.KeyEncryptionError:
-            raise ConfigError(
-                f"SSH key {path} is passphrase-protected; use an unencrypted key for orch"
-            ) from None
-        except (OSError, asyncssh.KeyImportError) as exc:
-            raise ConfigError(f"cannot read SSH key {path}: {one_line(str(exc))}") from None
-    return keys, list(paths)
-
-
-def load_known_hosts(settings: SSHSettings) -> tuple[asyncssh.SSHKnownHosts | None, str]:
-    """The known_hosts object (None when host key checks are off) and its file path, read once."""
-    path = os.path.expanduser(settings.known_hosts or "~/.ssh/known_hosts")
-    if settings.insecure_no_host_key_check:
-        return None, path
-    try:
-        return asyncssh.known_hosts.read_known_hosts(path), path
-    except OSError as exc:
-        reason = one_line(exc.strerror or str(exc))
-        raise ConfigError(
-            f"cannot read known_hosts file {path} ({reason}); add your devices' host keys "
-            "to it (ssh-keyscan) or, knowingly, disable host key checks"
-        ) from None
-    except ValueError as exc:
-        raise ConfigError(f"invalid known_hosts file {path}: {one_line(str(exc))}") from None
-
-
 class SSHTransport:
     """Runs scripts on devices over SSH with one shared, preloaded options object."""
 
@@ -205,7 +133,8 @@ class SSHTransport:
                 "HOST KEY CHECKING IS DISABLED: any machine can impersonate your devices "
                 "(man-in-the-middle); use a known_hosts file instead"
             )
-        self.options = asyncssh.SSHClientConnectionOptions(
+        self.options = shared_options(
+            settings,
             known_hosts=self.known_hosts,
             client_keys=keys,
             agent_path=None,
@@ -221,16 +150,32 @@ class SSHTransport:
             connect_timeout=None,
             login_timeout=0,
             keepalive_interval=settings.keepalive_interval_s,
-            kex_algs=settings.kex_algs,
-            encryption_algs=settings.encryption_algs,
         )
         self._pools: dict[tuple[str, int, str], ConnectionPool] = {}
+        self._gateways: dict[tuple[str, int, str], ConnectionPool] = {}
 
     async def close(self) -> None:
-        """Close the shared proxy connections (per-device connections are already closed)."""
-        pools, self._pools = list(self._pools.values()), {}
+        """Close the shared proxy and gateway connections (per-device ones are already closed)."""
+        pools = [*self._pools.values(), *self._gateways.values()]
+        self._pools, self._gateways = {}, {}
         for pool in pools:
             await pool.close()
+
+    def gateway_pool_for(self, gateway: Route) -> ConnectionPool:
+        """Connections to a jump gateway, shared by the targets reached through it."""
+        key = (gateway.host, gateway.port, gateway.user)
+        pool = self._gateways.get(key)
+        if pool is None:
+            where = f"gateway {hop_name(gateway)}"
+
+            async def connect() -> asyncssh.SSHClientConnection:
+                return await self._login(gateway, None, where, _Progress(where=where))
+
+            pool = ConnectionPool(
+                connect, self.settings.proxy_sessions_per_connection, linger_s=GATEWAY_LINGER_S
+            )
+            self._gateways[key] = pool
+        return pool
 
     def pool_for(self, route: Route) -> ConnectionPool:
         """The connection pool of the proxy host ``route`` goes through (made on first use)."""
@@ -299,12 +244,43 @@ class SSHTransport:
         if route.kind in POOLED_KINDS:
             await self._run_pooled(route, script, progress)
             return
+        if route.kind == "jump" and route.via is not None and route.via.via is None:
+            await self._run_through_gateway(route, route.via, script, progress)
+            return
         started = time.monotonic()
         async with AsyncExitStack() as stack:
             conn = await self._connect_chain(route, stack, progress, is_target=True)
             progress.connect_s = time.monotonic() - started
             progress.phase = "running the script"
             await self._exec(conn, route, script, progress)
+
+    async def _run_through_gateway(
+        self, route: Route, gateway: Route, script: bytes, progress: _Progress
+    ) -> None:
+        """Reach the target over a tunnel of a shared connection to its gateway."""
+        started = time.monotonic()
+        where = f"{hop_name(route)} via gateway {hop_name(gateway)}"
+        progress.where = where
+        progress.phase = f"connecting to {where}"
+
+        async def open_target(tunnel: asyncssh.SSHClientConnection) -> asyncssh.SSHClientConnection:
+            return await self._login(route, tunnel, where, progress)
+
+        try:
+            async with self.gateway_pool_for(gateway).session(open_target) as session:
+                conn = session.channel
+                try:
+                    progress.connect_s = time.monotonic() - started
+                    progress.phase = "running the script"
+                    await self._exec(conn, route, script, progress)
+                finally:
+                    await _close_connection(conn)
+        except SessionsRefused as exc:
+            raise TransportError(
+                "unreachable",
+                f"{where}: the gateway refuses to forward connections ({one_line(exc.reason)}); "
+                "enable TCP forwarding on the gateway or use another route",
+            ) from None
 
     async def _connect_chain(
         self, route: Route, stack: AsyncExitStack, progress: _Progress, *, is_target: bool
@@ -477,19 +453,3 @@ async def _close_connection(conn: asyncssh.SSHClientConnection) -> None:
     conn.close()
     with suppress(asyncio.TimeoutError, OSError, asyncssh.Error):
         await asyncio.wait_for(conn.wait_closed(), CLOSE_GRACE_S)
-
-
-def raise_nofile_limit(needed: int) -> tuple[int, str | None]:
-    """Raise the open-file soft limit toward ``needed``; return (limit now, warning or None)."""
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft != resource.RLIM_INFINITY and soft < needed:
-        target = needed if hard == resource.RLIM_INFINITY else min(needed, hard)
-        with suppress(ValueError, OSError):
-            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
-        soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
-    if soft != resource.RLIM_INFINITY and soft < needed:
-        return soft, (
-            f"open-file limit is {soft} but this concurrency needs about {needed}; "
-            f"lower --concurrency or raise the limit (ulimit -n {needed})"
-        )
-    return soft, None

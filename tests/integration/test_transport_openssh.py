@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
 import socket
 import subprocess
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import asyncssh
@@ -61,7 +63,15 @@ def _wait_for_port(port: int, proc: subprocess.Popen[bytes], timeout_s: float = 
 @pytest.fixture
 def sshd(tmp_path: Path) -> Iterator[dict[str, object]]:
     """A running sshd trusting a fresh client key; yields its port, keys and files."""
-    client_key = new_key()
+    with _running_sshd(tmp_path, new_key()) as server:
+        yield server
+
+
+@contextmanager
+def _running_sshd(
+    tmp_path: Path, client_key: asyncssh.SSHKey, extra_config: str = ""
+) -> Iterator[dict[str, object]]:
+    tmp_path.mkdir(parents=True, exist_ok=True)
     key_file = write_client_key(client_key, tmp_path / "id_ed25519")
     (tmp_path / "authorized_keys").write_bytes(client_key.export_public_key())
     host_key = tmp_path / "ssh_host_ed25519_key"
@@ -72,7 +82,7 @@ def sshd(tmp_path: Path) -> Iterator[dict[str, object]]:
     )
     port = closed_port()
     config = tmp_path / "sshd_config"
-    config.write_text(SSHD_CONFIG.format(port=port, host_key=host_key, tmp=tmp_path))
+    config.write_text(SSHD_CONFIG.format(port=port, host_key=host_key, tmp=tmp_path) + extra_config)
     Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)
     proc = subprocess.Popen(
         [SSHD, "-D", "-e", "-f", str(config)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
@@ -126,3 +136,67 @@ def test_openssh_unauthorized_key_is_auth_error(sshd):
 
     assert result.error is not None and result.error.kind == "auth"
     assert str(other) in str(result.error) and "user root" in str(result.error)
+
+
+def _negotiated(sshd, settings: SSHSettings) -> tuple[str, str]:
+    transport = SSHTransport(settings)
+
+    async def connect() -> tuple[str, str]:
+        async with asyncssh.connect(
+            "127.0.0.1", sshd["port"], username="root", options=transport.options
+        ) as conn:
+            return conn.get_extra_info("send_cipher"), conn.get_extra_info("recv_cipher")
+
+    return run(connect())
+
+
+def test_openssh_negotiates_the_cheap_algorithms_by_default(sshd):
+    settings = SSHSettings(key_files=(str(sshd["key_file"]),), known_hosts=str(sshd["known_hosts"]))
+    assert _negotiated(sshd, settings) == ("aes128-gcm@openssh.com", "aes128-gcm@openssh.com")
+
+
+def test_configured_cipher_preference_is_honoured(sshd):
+    settings = SSHSettings(
+        key_files=(str(sshd["key_file"]),),
+        known_hosts=str(sshd["known_hosts"]),
+        encryption_algs="chacha20-poly1305@openssh.com",
+    )
+    assert _negotiated(sshd, settings)[0] == "chacha20-poly1305@openssh.com"
+
+
+def test_jump_through_an_openssh_gateway_and_its_forwarding_refusal(tmp_path):
+    """One gateway connection for several targets; a gateway without forwarding is named."""
+    key = new_key()
+    with (
+        _running_sshd(tmp_path / "target", key) as target,
+        _running_sshd(tmp_path / "gateway", key) as gateway,
+        _running_sshd(tmp_path / "closed", key, "DisableForwarding yes\n") as closed,
+    ):
+        known = tmp_path / "known_hosts"
+        known.write_text(
+            "".join(Path(s["known_hosts"]).read_text() for s in (target, gateway, closed))
+        )
+        settings = SSHSettings(key_files=(str(target["key_file"]),), known_hosts=str(known))
+
+        def via(server: dict[str, object]) -> Route:
+            hop = Route("direct", "127.0.0.1", server["port"], "root")
+            return Route("jump", "127.0.0.1", target["port"], "root", via=hop)
+
+        async def scenario():
+            transport = SSHTransport(settings)
+            ok = await asyncio.gather(
+                *(transport.run_script(via(gateway), b"id -un\n") for _ in range(4))
+            )
+            opened = transport.gateway_pool_for(via(gateway).via).connections_opened
+            refused = await transport.run_script(via(closed), b"id -un\n")
+            await transport.close()
+            return ok, opened, refused
+
+        ok, opened, refused = run(scenario())
+    assert [r.stdout for r in ok] == [b"root\n"] * 4 and opened == 1
+    assert refused.error is not None and refused.error.kind == "unreachable"
+    message = str(refused.error)
+    assert message.startswith(
+        f"root@127.0.0.1:{target['port']} via gateway root@127.0.0.1:{closed['port']}:"
+    )
+    assert "refuses to forward" in message and "\n" not in message

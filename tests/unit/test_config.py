@@ -102,3 +102,15 @@ def test_integer_timeouts_become_floats(tmp_path: Path) -> None:
     config = load_config(write(tmp_path, "[ssh]\ndevice_timeout = 30\n"), env={})
     assert config.ssh["device_timeout"] == 30.0
     assert isinstance(config.ssh["device_timeout"], float)
+
+
+def test_invalid_ssh_algorithm_preference_is_a_config_error(tmp_path):
+    from orchestrator.sweep import ssh_settings_from
+    from orchestrator.transport.credentials import shared_options
+
+    path = tmp_path / "orch.toml"
+    path.write_text('[ssh]\nciphers = "^no-such-cipher"\n')
+    settings = ssh_settings_from(load_config(path))
+    assert settings.encryption_algs == "^no-such-cipher"
+    with pytest.raises(ConfigError, match=r"\[ssh\] kex_algs / ciphers: .*no-such-cipher"):
+        shared_options(settings, config=None)
