@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import signal
-import socket
 import sys
 from contextlib import AsyncExitStack, suppress
 from dataclasses import replace
@@ -19,6 +16,9 @@ from orchestrator.errors import UsageError
 
 async def run_diagnose_on_workers(state: AppState, params: dict[str, Any], _progress: Any) -> Any:
     """``orch diagnose --workers``: list the fleet here, run its shards on workers, conclude."""
+    import asyncio
+    import signal
+
     from orchestrator.cli.diagnose_run import _open_source, select_devices, sweep_request
     from orchestrator.distributed.app import postgres_conninfo
     from orchestrator.distributed.coordinator import DistributedOptions, run_distributed
@@ -96,6 +96,9 @@ class _ProgressLine:
 async def _serve(
     state: AppState, url: str, concurrency: int, heartbeat_s: float, shutdown_timeout_s: float
 ) -> None:
+    import asyncio
+    import socket
+
     from orchestrator.distributed.app import ensure_schema, make_app, postgres_conninfo
     from orchestrator.distributed.tasks import CONTEXT_KEY, QUEUE, WorkerResources
     from orchestrator.sweep import ssh_settings_from
@@ -195,6 +198,8 @@ def register(group: click.Group) -> None:
             raise UsageError(
                 "orch worker needs the PostgreSQL results database: --db URL or ORCH_DB_URL"
             )
+        import asyncio
+
         _configure_logging(state.debug)
         with suppress(KeyboardInterrupt):
             asyncio.run(_serve(state, url, concurrency, heartbeat, shutdown_timeout))
