@@ -19,6 +19,8 @@ from orchestrator.probes.base import Endpoints, Probe, Step
 from orchestrator.probes.script import build_script, new_nonce
 from orchestrator.transport.ssh import ScriptResult
 
+STORE_BACKLOG_PER_SLOT = 2
+"""Reports per connection slot that may wait for storage while the slot probes on."""
 FALLBACK_KINDS = frozenset({"timeout", "refused", "unreachable", "auth", "hostkey", "proxy"})
 """Transport error kinds after which the next route candidate is tried."""
 
@@ -95,14 +97,48 @@ class FleetRunner:
         for _ in range(workers):
             queue.put_nowait(None)
 
-        async def worker() -> None:
-            while (device := queue.get_nowait()) is not None:
-                report = await self.diagnose(device)
-                await sink(report)
-                if progress is not None:
-                    progress(report)
+        # Storing is waited for apart from probing: a worker goes on to its next device while
+        # its report is committed, so storage latency never idles a connection slot. At most
+        # STORE_BACKLOG_PER_SLOT reports per slot wait for storage (memory stays bounded).
+        room = asyncio.Semaphore(workers * STORE_BACKLOG_PER_SLOT)
+        storing: set[asyncio.Task[None]] = set()
+        failed: list[BaseException] = []
 
-        await asyncio.gather(*(worker() for _ in range(workers)))
+        async def finish(report: DeviceReport) -> None:
+            try:
+                await sink(report)
+            except BaseException as exc:
+                if not failed:
+                    failed.append(exc)
+                    for task in probing:
+                        task.cancel()
+                raise
+            finally:
+                room.release()
+            if progress is not None:
+                progress(report)
+
+        async def worker() -> None:
+            while not failed and (device := queue.get_nowait()) is not None:
+                report = await self.diagnose(device)
+                await room.acquire()
+                task = asyncio.ensure_future(finish(report))
+                storing.add(task)
+                task.add_done_callback(storing.discard)
+
+        probing = [asyncio.ensure_future(worker()) for _ in range(workers)]
+        try:
+            outcomes = await asyncio.gather(*probing, return_exceptions=True)
+            await asyncio.gather(*list(storing), return_exceptions=True)
+        except BaseException:
+            for task in [*probing, *storing]:
+                task.cancel()
+            raise
+        if failed:
+            raise failed[0]
+        for outcome in outcomes:
+            if isinstance(outcome, BaseException):
+                raise outcome
 
     async def diagnose(self, device: Device) -> DeviceReport:
         """Reach one device by its first working route and assess what it printed."""

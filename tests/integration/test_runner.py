@@ -101,3 +101,82 @@ def test_concurrency_is_bounded(client_key, make_transport) -> None:
     peak, done = run(scenario())
     assert done == 12
     assert peak == 3
+
+
+def test_probing_goes_on_while_reports_are_stored_and_progress_waits_for_storage(
+    client_key, make_transport
+) -> None:
+    devices = [Device(uuid=f"{i:032x}", name=f"d{i}") for i in range(8)]
+
+    async def scenario():
+        async with SSHTestServer(client_keys=[client_key]) as server:
+            transport = make_transport([server])
+            route = Route("direct", "127.0.0.1", server.port, "root")
+            probes = get_probes(["time"])
+            two = RunPlan(probes=probes, steps=steps_for(probes, plan().endpoints), concurrency=2)
+            runner = FleetRunner(two, transport, lambda _d: [route])
+            store_open = asyncio.Event()
+            probed: list[str] = []
+            stored: list[str] = []
+            shown: list[str] = []
+            original = transport.run_script
+
+            async def probing(r, *args, **kwargs):
+                probed.append(r.host)
+                return await original(r, *args, **kwargs)
+
+            transport.run_script = probing
+
+            async def slow_store(report: DeviceReport) -> None:
+                await store_open.wait()
+                stored.append(report.uuid)
+
+            def progress(report: DeviceReport) -> None:
+                assert report.uuid in stored  # shown only once stored
+                shown.append(report.uuid)
+
+            running = asyncio.ensure_future(runner.run(devices, slow_store, progress))
+            for _ in range(200):
+                await asyncio.sleep(0.02)
+                if len(probed) == 6:
+                    break
+            probed_while_blocked = len(probed)
+            await asyncio.sleep(0.2)
+            still_blocked = len(probed)
+            store_open.set()
+            await running
+            return probed_while_blocked, still_blocked, stored, shown
+
+    probed_while_blocked, still_blocked, stored, shown = run(scenario())
+    # 2 slots x 2 reports waiting for storage, plus the 2 slots' next devices probed
+    assert probed_while_blocked == still_blocked == 6
+    assert sorted(stored) == sorted(shown) == sorted(d.uuid for d in devices)
+
+
+def test_a_storage_failure_stops_the_run_with_its_error(client_key, make_transport) -> None:
+    devices = [Device(uuid=f"{i:032x}", name=f"d{i}") for i in range(20)]
+
+    async def scenario():
+        async with SSHTestServer(client_keys=[client_key]) as server:
+            transport = make_transport([server])
+            route = Route("direct", "127.0.0.1", server.port, "root")
+            probes = get_probes(["time"])
+            two = RunPlan(probes=probes, steps=steps_for(probes, plan().endpoints), concurrency=2)
+            runner = FleetRunner(two, transport, lambda _d: [route])
+            calls = 0
+
+            async def failing_store(report: DeviceReport) -> None:
+                nonlocal calls
+                calls += 1
+                if calls == 3:
+                    raise OSError("disk full")
+
+            try:
+                await runner.run(devices, failing_store)
+            except OSError as exc:
+                return str(exc), calls
+            return "no error", calls
+
+    message, calls = run(scenario())
+    assert message == "disk full"
+    assert calls < 20
