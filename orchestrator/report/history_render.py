@@ -202,10 +202,10 @@ def render_prune(result: PruneResult, cutoff: datetime) -> str:
             f"removed {result.runs} runs started before {when} UTC: "
             f"{result.device_results} device results, {result.findings} findings, "
             f"{result.network_findings} network findings, {result.step_outputs} step outputs, "
-            f"{result.observations} observations"
+            f"observations of {result.observations} devices"
         )
     return (
         f"pruned {result.runs} runs started before {when} UTC: removed "
-        f"{result.step_outputs} step outputs and {result.observations} observations "
-        "(runs, device results and findings kept)"
+        f"{result.step_outputs} step outputs and the observations of {result.observations} "
+        "devices (runs, device results and findings kept)"
     )

@@ -3,8 +3,9 @@
 `save_results` replaces the results of the batch's devices in the caller's transaction: one
 DELETE (children go by the database's ON DELETE CASCADE), one multi-row INSERT of the results
 that hands back their ids (RETURNING where the backend supports it with executemany, otherwise
-one SELECT), then one executemany INSERT each for step outputs, observations and findings,
-handed to the driver as prepared rows (`orchestrator.store.fast_insert`).
+one SELECT), then one executemany INSERT each for step outputs and findings, handed to the
+driver as prepared rows (`orchestrator.store.fast_insert`). Observations ride on the result rows
+as one JSON document per device.
 Values come from `orchestrator.store.convert`, so capping and scrubbing match the ORM path.
 """
 
@@ -16,21 +17,12 @@ from typing import Any
 from sqlalchemy import Connection, delete, insert, select
 
 from orchestrator.models import DeviceReport
-from orchestrator.store.convert import (
-    finding_values,
-    observation_values,
-    result_values,
-    step_values,
-)
+from orchestrator.store.convert import finding_values, result_values, step_values
 from orchestrator.store.fast_insert import insert_rows
-from orchestrator.store.schema import DeviceResult, FindingRow, ObservationRow, StepOutputRow
+from orchestrator.store.schema import DeviceResult, FindingRow, StepOutputRow
 
 _RESULTS = DeviceResult.__table__
-_CHILDREN = (
-    (StepOutputRow.__table__, "steps"),
-    (ObservationRow.__table__, "observations"),
-    (FindingRow.__table__, "findings"),
-)
+_CHILDREN = ((StepOutputRow.__table__, "steps"), (FindingRow.__table__, "findings"))
 
 
 def save_results(
@@ -44,12 +36,11 @@ def save_results(
         delete(_RESULTS).where(_RESULTS.c.run_id == run_id, _RESULTS.c.device_uuid.in_(uuids))
     )
     ids = _insert_results(connection, [result_values(run_id, r) for r in reports], run_id, uuids)
-    children: dict[str, list[dict[str, Any]]] = {"steps": [], "observations": [], "findings": []}
+    children: dict[str, list[dict[str, Any]]] = {"steps": [], "findings": []}
     for report in reports:
         result_id = ids[report.uuid]
         for name, values in (
             ("steps", step_values(report, max_step_bytes)),
-            ("observations", observation_values(report)),
             ("findings", finding_values(report)),
         ):
             for row in values:

@@ -5,6 +5,9 @@ cannot be stored as given: step output above the byte cap (cut and flagged `trun
 characters and lone surrogates in step output, errors and finding text (PostgreSQL text cannot
 hold them; they become U+FFFD), tuples and non-finite floats inside observation values (load as
 lists and strings) and naive datetimes (taken as UTC, load as aware UTC).
+
+A device's observations travel as one JSON document on its result row (the format is described
+in `orchestrator.store.schema`): `observations_document` builds it, `to_report` reads it back.
 """
 
 from __future__ import annotations
@@ -28,13 +31,15 @@ from orchestrator.store.schema import (
     DeviceResult,
     FindingRow,
     NetworkFindingRow,
-    ObservationRow,
     Run,
     StepOutputRow,
 )
 
 SECRET_KEY_PARTS: tuple[str, ...] = ("token", "password", "secret", "apikey", "api_key")
 """An option whose key contains one of these (case-insensitive) is never stored."""
+
+_PLAIN_JSON: frozenset[type] = frozenset({str, int, bool, type(None)})
+"""Types stored exactly as given inside an observation value (checked by exact type)."""
 
 _URL_PASSWORD = re.compile(r"(?P<head>[A-Za-z][A-Za-z0-9+.-]*://[^:/@\s]*:)[^@\s]*(?P<tail>@)")
 
@@ -100,6 +105,7 @@ def result_values(run_id: int, report: DeviceReport) -> dict[str, Any]:
         "subnet": net.subnet,
         "site": net.site,
         "labels": list(net.labels),
+        "observations": observations_document(report),
     }
 
 
@@ -107,7 +113,10 @@ def step_values(report: DeviceReport, max_bytes: int) -> list[dict[str, Any]]:
     """The `step_outputs` column values (without `result_id`) of a report, in order."""
     rows = []
     for position, step in enumerate(report.steps):
-        output, cut = cap_text(clean_text(step.output), max_bytes)
+        output, cut = step.output, False
+        # most output is short ASCII text: storable as is, no need to encode it to check
+        if not output.isascii() or len(output) > max_bytes or "\x00" in output:
+            output, cut = cap_text(clean_text(output), max_bytes)
         rows.append(
             {
                 "position": position,
@@ -125,18 +134,25 @@ def step_values(report: DeviceReport, max_bytes: int) -> list[dict[str, Any]]:
     return rows
 
 
-def observation_values(report: DeviceReport) -> list[dict[str, Any]]:
-    """The `observations` column values (without `result_id`) of a report, in order."""
-    return [
-        {
-            "position": position,
-            "key": o.key,
-            "value": filter_json(o.value),
-            "evidence": list(o.evidence),
-            "probe": o.probe,
-        }
-        for position, o in enumerate(report.observations)
-    ]
+def observations_document(report: DeviceReport) -> dict[str, list[Any]] | None:
+    """The report's observations as one JSON-ready document (None when there are none).
+
+    Column-wise, in order: ``{"key": [...], "value": [...], "evidence": [...], "probe": [...]}``
+    with each value made portable by `filter_json`; the JSON column serialises it in one call.
+    Four lists per device rather than a container per observation: a sweep stores tens of
+    thousands of observations, and every container costs allocation and garbage-collector time.
+    Evidence tuples are passed as they are (JSON arrays).
+    """
+    if not report.observations:
+        return None
+    keys, values, evidence, probes = [], [], [], []
+    for o in report.observations:
+        value = o.value
+        keys.append(o.key)
+        values.append(value if type(value) in _PLAIN_JSON else filter_json(value))
+        evidence.append(o.evidence)
+        probes.append(o.probe)
+    return {"key": keys, "value": values, "evidence": evidence, "probe": probes}
 
 
 def finding_values(report: DeviceReport) -> list[dict[str, Any]]:
@@ -158,10 +174,9 @@ def finding_values(report: DeviceReport) -> list[dict[str, Any]]:
 
 
 def result_row(run_id: int, report: DeviceReport, max_step_output_bytes: int) -> DeviceResult:
-    """The ORM rows (result with its steps, observations, findings) for one device report."""
+    """The ORM rows (result with its observations document, steps, findings) for one report."""
     row = DeviceResult(**result_values(run_id, report))
     row.steps = [StepOutputRow(**v) for v in step_values(report, max_step_output_bytes)]
-    row.observations = [ObservationRow(**v) for v in observation_values(report)]
     row.findings = [FindingRow(**v) for v in finding_values(report)]
     return row
 
@@ -170,18 +185,28 @@ def filter_json(value: Any) -> Any:
     """An observation value as portable JSON data.
 
     Tuples become lists, unknown objects strings, and NaN/infinity their `repr` (PostgreSQL
-    JSON has no such numbers).
+    JSON has no such numbers). Plain values are checked by exact type first: they are most of
+    what probes observe.
     """
     kind = type(value)
-    if kind is str or kind is int or kind is bool or value is None:
+    if kind in _PLAIN_JSON:
         return value
+    if kind is float:
+        return value if math.isfinite(value) else repr(value)
+    if kind is list or kind is tuple:
+        return [v if type(v) in _PLAIN_JSON else filter_json(v) for v in value]
+    if kind is dict:
+        return {
+            k if type(k) is str else str(k): v if type(v) in _PLAIN_JSON else filter_json(v)
+            for k, v in value.items()
+        }
     if isinstance(value, Mapping):
         return {str(k): filter_json(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
         return [filter_json(v) for v in value]
     if isinstance(value, float) and not math.isfinite(value):
         return repr(value)
-    if value is None or isinstance(value, (bool, int, float, str)):
+    if isinstance(value, (bool, int, float, str)):
         return value
     return str(value)
 
@@ -225,10 +250,7 @@ def to_report(row: DeviceResult) -> DeviceReport:
             )
             for f in row.findings
         ),
-        observations=tuple(
-            Observation(key=o.key, value=o.value, evidence=tuple(o.evidence), probe=o.probe)
-            for o in row.observations
-        ),
+        observations=observations_from_document(row.observations),
         steps=tuple(
             StepOutput(
                 name=s.name,
@@ -255,6 +277,18 @@ def to_report(row: DeviceResult) -> DeviceReport:
         finished_at=row.finished_at,
         output_truncated=row.output_truncated,
         network_cause=row.network_cause,
+    )
+
+
+def observations_from_document(document: dict[str, list[Any]] | None) -> tuple[Observation, ...]:
+    """The observations stored by `observations_document` (None: there are none)."""
+    if not document:
+        return ()
+    return tuple(
+        Observation(key=key, value=value, evidence=tuple(evidence), probe=probe)
+        for key, value, evidence, probe in zip(
+            document["key"], document["value"], document["evidence"], document["probe"], strict=True
+        )
     )
 
 

@@ -373,7 +373,8 @@ class Store:
 
     def prune(self, older_than: datetime, *, whole_runs: bool = False) -> PruneResult:
         """Remove raw step outputs and observations (or, `whole_runs`, whole runs) of runs
-        started before `older_than`; says what went."""
+        started before `older_than`; says what went (`observations`: how many device results
+        lost their observations)."""
         with self._session() as session:
             return queries.prune(session, older_than, whole_runs=whole_runs)
 

@@ -10,7 +10,7 @@ from collections.abc import Iterable
 from datetime import datetime, timezone
 from typing import Any
 
-from sqlalchemy import Select, and_, delete, exists, func, select
+from sqlalchemy import Select, and_, delete, exists, func, null, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, selectinload
 
@@ -22,7 +22,6 @@ from orchestrator.store.schema import (
     DeviceRow,
     FindingRow,
     NetworkFindingRow,
-    ObservationRow,
     Run,
     StepOutputRow,
 )
@@ -86,14 +85,14 @@ def list_runs(
 
 
 def reports_query(run_id: int) -> Select:
-    """The run's device results with their children, in the order they were saved."""
+    """The run's device results (observations documents included) with their children, in the
+    order they were saved."""
     return (
         select(DeviceResult)
         .where(DeviceResult.run_id == run_id)
         .order_by(DeviceResult.id)
         .options(
             selectinload(DeviceResult.steps),
-            selectinload(DeviceResult.observations),
             selectinload(DeviceResult.findings),
         )
     )
@@ -146,48 +145,53 @@ def upsert_devices(session: Session, fleet: str | None, reports: Iterable[Device
                 "last_seen_at": seen,
             }
         )
-    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
-    statement = dialect.insert(DeviceRow)
-    newer = statement.excluded.last_seen_at >= DeviceRow.last_seen_at
+    connection = session.connection()
+    dialect = postgresql if connection.dialect.name == "postgresql" else sqlite
+    table = DeviceRow.__table__
+    statement = dialect.insert(table)
+    newer = statement.excluded.last_seen_at >= table.c.last_seen_at
     statement = statement.on_conflict_do_update(
-        index_elements=[DeviceRow.uuid],
+        index_elements=[table.c.uuid],
         set_={
             name: statement.excluded[name]
             for name in ("name", "fleet", "site", "labels", "public_address", "last_seen_at")
         },
         where=newer,
     )
-    session.execute(statement, rows)
+    # Core, not the ORM's bulk path: nothing here needs ORM objects back
+    connection.execute(statement, rows)
 
 
 def prune(session: Session, cutoff: datetime, *, whole_runs: bool) -> PruneResult:
     """Remove what runs started before `cutoff` stored (runs still `running` are kept).
 
-    By default only raw step outputs and observations go; runs, device results, findings and
-    network findings stay, so history, diffs and patterns still work. `whole_runs` deletes the
-    runs and, by cascade, everything they hold. Counts are taken before deleting.
+    By default only raw step outputs and observations go (each device result's observations
+    document is set to NULL); runs, device results, findings and network findings stay, so
+    history, diffs and patterns still work. `whole_runs` deletes the runs and, by cascade,
+    everything they hold. Counts are taken before deleting; `observations` counts the device
+    results whose observations were removed.
     """
     old_runs = select(Run.id).where(Run.started_at < as_utc(cutoff), Run.status != "running")
     old_results = select(DeviceResult.id).where(DeviceResult.run_id.in_(old_runs))
+    with_observations = and_(
+        DeviceResult.run_id.in_(old_runs), DeviceResult.observations.is_not(None)
+    )
 
-    def count(table: type, column: Any, ids: Any) -> int:
-        return int(session.scalar(select(func.count()).select_from(table).where(column.in_(ids))))
+    def count(table: type, *conditions: Any) -> int:
+        return int(session.scalar(select(func.count()).select_from(table).where(*conditions)))
 
     result = PruneResult(
         runs=int(session.scalar(select(func.count()).select_from(old_runs.subquery()))),
         whole_runs=whole_runs,
-        device_results=count(DeviceResult, DeviceResult.run_id, old_runs) if whole_runs else 0,
-        step_outputs=count(StepOutputRow, StepOutputRow.result_id, old_results),
-        observations=count(ObservationRow, ObservationRow.result_id, old_results),
-        findings=count(FindingRow, FindingRow.result_id, old_results) if whole_runs else 0,
-        network_findings=count(NetworkFindingRow, NetworkFindingRow.run_id, old_runs)
+        device_results=count(DeviceResult, DeviceResult.run_id.in_(old_runs)) if whole_runs else 0,
+        step_outputs=count(StepOutputRow, StepOutputRow.result_id.in_(old_results)),
+        observations=count(DeviceResult, with_observations),
+        findings=count(FindingRow, FindingRow.result_id.in_(old_results)) if whole_runs else 0,
+        network_findings=count(NetworkFindingRow, NetworkFindingRow.run_id.in_(old_runs))
         if whole_runs
         else 0,
     )
-    statements = [
-        delete(StepOutputRow).where(StepOutputRow.result_id.in_(old_results)),
-        delete(ObservationRow).where(ObservationRow.result_id.in_(old_results)),
-    ]
+    statements: list[Any] = [delete(StepOutputRow).where(StepOutputRow.result_id.in_(old_results))]
     if whole_runs:
         statements += [
             delete(FindingRow).where(FindingRow.result_id.in_(old_results)),
@@ -195,6 +199,8 @@ def prune(session: Session, cutoff: datetime, *, whole_runs: bool) -> PruneResul
             delete(NetworkFindingRow).where(NetworkFindingRow.run_id.in_(old_runs)),
             delete(Run).where(Run.id.in_(old_runs)),
         ]
+    else:
+        statements.append(update(DeviceResult).where(with_observations).values(observations=null()))
     for statement in statements:
         session.execute(statement.execution_options(synchronize_session=False))
     return result

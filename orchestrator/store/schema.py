@@ -3,6 +3,18 @@
 Only the store package sees these classes; every other layer gets `orchestrator.models`
 dataclasses. Indexes are chosen for the history queries (a device over time, a finding code or
 category across runs, runs by fleet/status/time, network findings across runs).
+
+A device's observations are one JSON document on its result (`DeviceResult.observations`), not
+rows: nothing queries them across devices, and one document per device costs one serialisation
+instead of two per observation. The document is stored column-wise, four arrays of equal length
+in the order the probes produced the observations::
+
+    {"key": ["time.offset_s", ...], "value": [0.25, ...],
+     "evidence": [["System time : 0.25 seconds fast"], ...], "probe": ["time", ...]}
+
+`key` and `probe` hold strings, `value` any JSON value (see `convert.filter_json`), `evidence`
+arrays of strings. SQL NULL means "no observations": none were made, or `orch db prune` removed
+them.
 """
 
 from __future__ import annotations
@@ -143,12 +155,11 @@ class DeviceResult(Base):
     subnet: Mapped[str | None] = mapped_column(Text)
     site: Mapped[str | None] = mapped_column(Text)
     labels: Mapped[list[Any]]
+    observations: Mapped[dict[str, Any] | None] = mapped_column(JSON(none_as_null=True))
+    """The observations document (see the module docstring); NULL when there are none."""
 
     steps: Mapped[list[StepOutputRow]] = relationship(
         order_by="StepOutputRow.position", cascade="all, delete-orphan", passive_deletes=True
-    )
-    observations: Mapped[list[ObservationRow]] = relationship(
-        order_by="ObservationRow.position", cascade="all, delete-orphan", passive_deletes=True
     )
     findings: Mapped[list[FindingRow]] = relationship(
         order_by="FindingRow.position", cascade="all, delete-orphan", passive_deletes=True
@@ -173,21 +184,6 @@ class StepOutputRow(Base):
     missing: Mapped[bool] = mapped_column(Boolean)
     duration_s: Mapped[float | None] = mapped_column(Float)
     received_at: Mapped[float | None] = mapped_column(Float)
-
-
-class ObservationRow(Base):
-    """One measured fact; `value` is any JSON value."""
-
-    __tablename__ = "observations"
-    __table_args__ = (Index("ix_observations_result_id", "result_id"),)
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    result_id: Mapped[int] = mapped_column(ForeignKey("device_results.id", ondelete="CASCADE"))
-    position: Mapped[int] = mapped_column(Integer)
-    key: Mapped[str] = mapped_column(Text)
-    value: Mapped[Any] = mapped_column(JSON, nullable=True)
-    evidence: Mapped[list[Any]]
-    probe: Mapped[str] = mapped_column(Text)
 
 
 class FindingRow(Base):

@@ -238,7 +238,8 @@ def test_prune_keeps_findings_by_default_and_removes_whole_runs_with_all(
 
     pruned = store.prune(cutoff)
 
-    assert (pruned.runs, pruned.step_outputs, pruned.observations) == (1, 5 + 2, 7)
+    # observations: the device results whose observations went (gate-01 had none)
+    assert (pruned.runs, pruned.step_outputs, pruned.observations) == (1, 5 + 2, 1)
     kept = store.load_reports(old)
     assert [len(r.steps) + len(r.observations) for r in kept] == [0, 0]
     assert [r.root_causes for r in kept] == [
@@ -246,9 +247,11 @@ def test_prune_keeps_findings_by_default_and_removes_whole_runs_with_all(
         ("dns.resolution_failed", "dns.ok"),
     ]
     assert all(r.steps for r in store.load_reports(recent))
+    assert store.load_reports(recent)[0].observations == make_report().observations
     assert store.load_reports(stuck)[0].steps
     assert store.device_history(GATE).entries[-1].root_causes == ("dns.resolution_failed",)
-    assert store.prune(cutoff).step_outputs == 0
+    again = store.prune(cutoff)
+    assert (again.step_outputs, again.observations) == (0, 0)
 
     removed = store.prune(cutoff, whole_runs=True)
 

@@ -22,7 +22,6 @@ TABLES = {
     "devices",
     "device_results",
     "step_outputs",
-    "observations",
     "findings",
     "network_findings",
 }

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from orchestrator.store import Store
+
 REPO = Path(__file__).resolve().parents[2]
 
 
@@ -46,6 +48,7 @@ def test_wheel_contains_migrations(tmp_path: Path) -> None:
         "migrations/env.py",
         "migrations/script.py.mako",
         "migrations/versions/0001_initial.py",
+        "migrations/versions/0002_observations_document.py",
         "orchestrator/store/schema.py",
     } <= names
 
@@ -68,5 +71,5 @@ def test_wheel_contains_migrations(tmp_path: Path) -> None:
     )
     assert done.returncode == 0, done.stderr[-2000:]
     revision, location = done.stdout.split()
-    assert revision == "0001"
+    assert revision == Store.head_revision()
     assert Path(location).is_relative_to(site)
