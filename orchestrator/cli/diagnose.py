@@ -101,8 +101,16 @@ def register(group: click.Group) -> None:
         runner = run_diagnose
         if params.pop("workers"):
             from orchestrator.cli.worker import run_diagnose_on_workers as runner
+        result: list[Any] = []
+
+        async def main() -> None:
+            # the outcome stays out of the main task's result: asyncio's SIGINT restore at exit
+            # formats that task's repr, which would render every report of the run
+            result.append(await runner(state, params, ProgressBar))
+
         try:
-            outcome = asyncio.run(runner(state, params, ProgressBar))
+            asyncio.run(main())
+            outcome = result[0]
         except (KeyboardInterrupt, asyncio.CancelledError):
             click.echo(
                 "orch: interrupted: finished devices are saved; the run is marked interrupted",

@@ -482,6 +482,7 @@ def _evidence(group: list[Hit]) -> tuple[str, ...]:
     return tuple(lines)
 
 
+@lru_cache(maxsize=1)
 def log_keys() -> tuple[str, ...] | None:
     """Lower-case strings one of which every line the catalogue reads something from contains.
 
