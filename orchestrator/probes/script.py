@@ -159,6 +159,7 @@ def split_output(
     header = re.compile(
         re.escape(prefix) + rb"BEGIN:([a-z][a-z0-9_.-]*):(-?\d+):(\d+):([a-z-]+):(-?\d+)\n"
     )
+    end_prefix = b"\n" + prefix + b"END:"
     wanted = {step.name for step in steps}
     found: dict[str, StepOutput] = {}
     corrupt: list[str] = []
@@ -166,36 +167,37 @@ def split_output(
     done = prefix + b"DONE\n" in stdout
     ends = [end for end, _ in chunk_times]
     pos = 0
-    while True:
-        match = header.search(stdout, pos)
-        if match is None:
-            break
-        name = match.group(1).decode()
-        exit_code = int(match.group(2))
-        size = int(match.group(3))
-        flags = match.group(4).decode()
-        took = int(match.group(5))
+    search = header.search
+    while (match := search(stdout, pos)) is not None:
+        raw_name, exit_code, size, flags_raw, took = match.groups()
+        name = raw_name.decode()
         body_start = match.end()
-        body_end = body_start + size
-        end_line = b"\n" + prefix + b"END:" + match.group(1) + b"\n"
-        if stdout[body_end : body_end + len(end_line)] != end_line:
-            if body_end + len(end_line) <= len(stdout) and name not in found:
+        body_end = body_start + int(size)
+        end_at = body_end + len(end_prefix)
+        next_pos = end_at + len(raw_name) + 1
+        if not (
+            stdout.startswith(end_prefix, body_end)
+            and stdout.startswith(raw_name, end_at)
+            and stdout[next_pos - 1 : next_pos] == b"\n"
+        ):
+            if next_pos <= len(stdout) and name not in found:
                 corrupt.append(name)
             pos = match.start() + 1
             continue
         if name in wanted and name not in found:
+            flags = flags_raw.decode()
             skipped = "s" in flags
             found[name] = StepOutput(
                 name=name,
                 output=stdout[body_start:body_end].decode("utf-8", errors="replace"),
-                exit_code=None if skipped else exit_code,
+                exit_code=None if skipped else int(exit_code),
                 truncated="t" in flags,
                 timed_out="o" in flags,
                 skipped=skipped,
                 duration_s=float(took),
                 received_at=_arrival(chunk_times, ends, body_end),
             )
-        pos = body_end + len(end_line)
+        pos = next_pos
     for step in steps:
         if step.name not in found:
             found[step.name] = StepOutput(name=step.name, output="", missing=True)
