@@ -21,7 +21,7 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any
+from typing import Any, NamedTuple
 
 from orchestrator.models import Observation
 
@@ -300,9 +300,8 @@ def may_match(line: str) -> bool:
     return _SCREEN is None or not line.isascii() or _SCREEN.search(line.lower()) is not None
 
 
-@dataclass(frozen=True)
-class Hit:
-    """One signature matched on one line."""
+class Hit(NamedTuple):
+    """One signature matched on one line (a tuple: many are made per journal)."""
 
     source: str
     fact: str
@@ -316,8 +315,9 @@ def normalise_lines(text: str) -> list[str]:
     """Split text into lines, unescaping JSON-escaped traces and stripping `> ` quoting."""
     text = text.replace("\\r\\n", "\n").replace("\\n", "\n").replace('\\"', '"')
     lines = []
+    quoted = ">" in text
     for raw in text.splitlines():
-        line = _QUOTE.sub("", raw).rstrip()
+        line = (_QUOTE.sub("", raw) if quoted else raw).rstrip()
         if line.strip():
             lines.append(line)
     return lines

@@ -15,8 +15,8 @@ from orchestrator.probes.base import Step
 
 JOURNAL_WINDOW = 1000
 """Newest journal lines of a unit looked at on the device."""
-JOURNAL_KEEP = 150
-"""Newest matching lines sent back."""
+JOURNAL_KEEP = 50
+"""Newest matching lines sent back (no rule counts log lines; evidence shows at most six)."""
 KEYS_VARIABLE = "ORCH_LOG_KEYS"
 """The exported variable holding the key strings, one per line (grep's pattern list)."""
 UNFILTERED_LINES = 200
