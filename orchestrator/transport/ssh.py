@@ -2,7 +2,8 @@
 proxy), write the script to the remote command's stdin, and stream its stdout back as bytes.
 
 The transport moves bytes and never parses them. One ``asyncssh.SSHClientConnectionOptions``, with
-keys and known_hosts read once (``credentials.py``), is reused for every connection (DESIGN 8).
+keys and known_hosts read once (``credentials.py``), is reused for every connection (DESIGN 8);
+``login.py`` opens and authenticates each hop under its deadlines.
 
 Host keys are checked against known_hosts by default; an unknown host is an error, never a silent
 trust-on-first-use. ``insecure_no_host_key_check`` turns checking off and logs a loud warning.
@@ -18,7 +19,6 @@ went wrong, keeping whatever output had arrived.
 from __future__ import annotations
 
 import asyncio
-import logging
 import time
 from contextlib import AsyncExitStack, suppress
 from dataclasses import dataclass, field
@@ -27,22 +27,15 @@ import asyncssh
 
 from orchestrator.errors import TransportError
 from orchestrator.models import Route
-from orchestrator.transport.credentials import (
-    SSHSettings,
-    load_client_keys,
-    load_known_hosts,
-    shared_options,
-)
+from orchestrator.transport.credentials import SSHSettings, load_client_keys, load_known_hosts
 from orchestrator.transport.errors_map import (
-    auth_error,
     classify_error,
     hop_name,
-    hostkey_error,
     one_line,
     proxy_refusal,
-    timeout_error,
 )
 from orchestrator.transport.fd_limit import raise_nofile_limit
+from orchestrator.transport.login import Login
 from orchestrator.transport.pool import ConnectionPool, SessionsRefused
 
 __all__ = [
@@ -54,8 +47,6 @@ __all__ = [
     "load_known_hosts",
     "raise_nofile_limit",
 ]
-
-log = logging.getLogger("orchestrator.transport")
 
 STDERR_KEEP_BYTES = 64 * 1024
 READ_CHUNK = 64 * 1024
@@ -104,21 +95,8 @@ class _Progress:
     phase: str = "connecting"
     where: str = ""
 
-
-class _PhaseWatch(asyncssh.SSHClient):
-    """Records when TCP connected and when authentication began, to tell the timeouts apart."""
-
-    def __init__(self) -> None:
-        self.tcp_at: float | None = None
-        self.auth_at: float | None = None
-        self.auth_started = asyncio.Event()
-
-    def connection_made(self, conn: asyncssh.SSHClientConnection) -> None:
-        self.tcp_at = time.monotonic()
-
-    def begin_auth(self, username: str) -> None:
-        self.auth_at = time.monotonic()
-        self.auth_started.set()
+    def set_phase(self, phase: str) -> None:
+        self.phase = phase
 
 
 class SSHTransport:
@@ -126,31 +104,8 @@ class SSHTransport:
 
     def __init__(self, settings: SSHSettings) -> None:
         self.settings = settings
-        keys, self.key_labels = load_client_keys(settings)
-        self.known_hosts, self.known_hosts_path = load_known_hosts(settings)
-        if settings.insecure_no_host_key_check:
-            log.warning(
-                "HOST KEY CHECKING IS DISABLED: any machine can impersonate your devices "
-                "(man-in-the-middle); use a known_hosts file instead"
-            )
-        self.options = shared_options(
-            settings,
-            known_hosts=self.known_hosts,
-            client_keys=keys,
-            agent_path=None,
-            config=None,
-            password_auth=False,
-            kbdint_auth=False,
-            gss_host=None,
-            gss_auth=False,
-            gss_kex=False,
-            host_based_auth=False,
-            x509_trusted_certs=None,
-            x509_trusted_cert_paths=[],
-            connect_timeout=None,
-            login_timeout=0,
-            keepalive_interval=settings.keepalive_interval_s,
-        )
+        self.login = Login(settings)
+        self.options = self.login.options
         self._pools: dict[tuple[str, int, str], ConnectionPool] = {}
         self._gateways: dict[tuple[str, int, str], ConnectionPool] = {}
 
@@ -169,7 +124,7 @@ class SSHTransport:
             where = f"gateway {hop_name(gateway)}"
 
             async def connect() -> asyncssh.SSHClientConnection:
-                return await self._login(gateway, None, where, _Progress(where=where))
+                return await self.login(gateway, None, where)
 
             pool = ConnectionPool(
                 connect, self.settings.proxy_sessions_per_connection, linger_s=GATEWAY_LINGER_S
@@ -186,7 +141,7 @@ class SSHTransport:
             where = hop_name(hop)
 
             async def connect() -> asyncssh.SSHClientConnection:
-                return await self._login(hop, None, where, _Progress(where=where))
+                return await self.login(hop, None, where)
 
             pool = ConnectionPool(connect, self.settings.proxy_sessions_per_connection)
             self._pools[key] = pool
@@ -264,7 +219,7 @@ class SSHTransport:
         progress.phase = f"connecting to {where}"
 
         async def open_target(tunnel: asyncssh.SSHClientConnection) -> asyncssh.SSHClientConnection:
-            return await self._login(route, tunnel, where, progress)
+            return await self.login(route, tunnel, where, progress.set_phase)
 
         try:
             async with self.gateway_pool_for(gateway).session(open_target) as session:
@@ -293,63 +248,9 @@ class SSHTransport:
             where = f"{where} via gateway {hop_name(route.via)}"
         progress.where = where
         progress.phase = f"connecting to {where}"
-        conn = await self._login(route, tunnel, where, progress)
+        conn = await self.login(route, tunnel, where, progress.set_phase)
         stack.push_async_callback(_close_connection, conn)
         return conn
-
-    async def _login(
-        self,
-        hop: Route,
-        tunnel: asyncssh.SSHClientConnection | None,
-        where: str,
-        progress: _Progress,
-    ) -> asyncssh.SSHClientConnection:
-        """Open and authenticate one hop under the connect and login timeouts."""
-        watch = _PhaseWatch()
-        started = time.monotonic()
-        task = asyncio.ensure_future(
-            asyncssh.connect(
-                hop.host,
-                hop.port,
-                tunnel=tunnel if tunnel is not None else (),
-                config=None,
-                options=self.options,
-                username=hop.user,
-                client_factory=lambda: watch,
-            )
-        )
-        auth_wait = asyncio.ensure_future(watch.auth_started.wait())
-        try:
-            while not task.done():
-                if watch.auth_at is None:
-                    until, phase = started + self.settings.connect_timeout_s, "connect"
-                else:
-                    until, phase = watch.auth_at + self.settings.login_timeout_s, "login"
-                    progress.phase = f"logging in to {where}"
-                remaining = until - time.monotonic()
-                if remaining <= 0:
-                    limit = (
-                        self.settings.login_timeout_s
-                        if phase == "login"
-                        else self.settings.connect_timeout_s
-                    )
-                    raise timeout_error(phase, where, limit, tcp=watch.tcp_at is not None)
-                wake_on = {task} if auth_wait.done() else {task, auth_wait}
-                await asyncio.wait(wake_on, timeout=remaining, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            for pending in (auth_wait, task):
-                if not pending.done():
-                    pending.cancel()
-                    with suppress(BaseException):
-                        await pending
-        try:
-            return task.result()
-        except asyncssh.HostKeyNotVerifiable:
-            known = self.known_hosts.match(hop.host, "", hop.port)[0] if self.known_hosts else []
-            entry = hop.host if hop.port == 22 else f"[{hop.host}]:{hop.port}"
-            raise hostkey_error(where, entry, self.known_hosts_path, mismatch=bool(known)) from None
-        except asyncssh.PermissionDenied:
-            raise auth_error(where, hop.user, self.key_labels) from None
 
     async def _run_pooled(self, route: Route, script: bytes, progress: _Progress) -> None:
         """Run the script as one channel of a shared connection to the proxy host."""
