@@ -7,8 +7,6 @@ import io
 import json
 from collections.abc import Callable, Sequence
 
-from tabulate import tabulate
-
 from orchestrator.models import DeviceReport, NetworkFinding, RunSummary
 from orchestrator.report.document import run_document, sort_reports
 
@@ -35,6 +33,8 @@ def render_table(
     run: RunSummary, reports: Sequence[DeviceReport], network: Sequence[NetworkFinding]
 ) -> str:
     """A human summary: run header, network findings, then devices grouped by network cause."""
+    from tabulate import tabulate  # 90 ms to import: only for table output
+
     lines = [
         f"run {run.id} ({run.status}) source {run.source}: "
         f"{run.devices_reached}/{run.devices_total} devices reached",
