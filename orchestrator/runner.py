@@ -107,12 +107,12 @@ class FleetRunner:
         async def finish(report: DeviceReport) -> None:
             try:
                 await sink(report)
-            except BaseException as exc:
+            except Exception as exc:  # run() raises it; left in this task, nobody would read it
                 if not failed:
                     failed.append(exc)
                     for task in probing:
                         task.cancel()
-                raise
+                return
             finally:
                 room.release()
             if progress is not None:
