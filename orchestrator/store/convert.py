@@ -149,7 +149,7 @@ def observations_document(report: DeviceReport) -> dict[str, list[Any]] | None:
     for o in report.observations:
         value = o.value
         keys.append(o.key)
-        values.append(value if type(value) in _PLAIN_JSON else filter_json(value))
+        values.append(filter_json(value))
         evidence.append(o.evidence)
         probes.append(o.probe)
     return {"key": keys, "value": values, "evidence": evidence, "probe": probes}
@@ -194,12 +194,9 @@ def filter_json(value: Any) -> Any:
     if kind is float:
         return value if math.isfinite(value) else repr(value)
     if kind is list or kind is tuple:
-        return [v if type(v) in _PLAIN_JSON else filter_json(v) for v in value]
+        return [filter_json(v) for v in value]
     if kind is dict:
-        return {
-            k if type(k) is str else str(k): v if type(v) in _PLAIN_JSON else filter_json(v)
-            for k, v in value.items()
-        }
+        return {k if type(k) is str else str(k): filter_json(v) for k, v in value.items()}
     if isinstance(value, Mapping):
         return {str(k): filter_json(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):

@@ -30,38 +30,30 @@ class PreparedInsert:
     sql: str
     names: tuple[str, ...]
     """Parameter names (the column keys), in the driver's order for positional styles."""
-    columns: tuple[str, ...]
-    """The column each parameter fills."""
     processors: tuple[Processor | None, ...]
     positional: bool
 
     def rows(self, values: Sequence[dict[str, Any]]) -> list[Any]:
         """The driver parameters for ``values`` (one dict of column values per row)."""
         if not self.positional:
-            return [self._named(value) for value in values]
-        pick = itemgetter(*self.columns)
+            pairs = tuple(zip(self.names, self.processors, strict=True))
+            return [{n: v[n] if p is None else p(v[n]) for n, p in pairs} for v in values]
+        if len(self.names) == 1:  # itemgetter of one key gives the value, not a tuple
+            name = self.names[0]
+            picked = [(value[name],) for value in values]
+        else:
+            pick = itemgetter(*self.names)
+            picked = [pick(value) for value in values]
         converted = [(i, p) for i, p in enumerate(self.processors) if p is not None]
-        if len(self.columns) == 1:
-            return [(self._convert_one(pick(value)),) for value in values]
         if not converted:
-            return [pick(value) for value in values]
+            return picked
         rows = []
-        for value in values:
-            row = list(pick(value))
+        for row in picked:
+            items = list(row)
             for index, process in converted:
-                row[index] = process(row[index])
-            rows.append(tuple(row))
+                items[index] = process(items[index])
+            rows.append(tuple(items))
         return rows
-
-    def _convert_one(self, item: Any) -> Any:
-        process = self.processors[0]
-        return item if process is None else process(item)
-
-    def _named(self, value: dict[str, Any]) -> dict[str, Any]:
-        return {
-            name: value[column] if process is None else process(value[column])
-            for name, column, process in zip(self.names, self.columns, self.processors, strict=True)
-        }
 
 
 _PREPARED: weakref.WeakKeyDictionary[Dialect, dict[tuple[str, tuple[str, ...]], PreparedInsert]]
@@ -86,7 +78,6 @@ def prepare(table: Table, columns: Sequence[str], dialect: Dialect) -> PreparedI
         prepared = PreparedInsert(
             sql=compiled.string,
             names=names,
-            columns=names,
             processors=processors,
             positional=compiled.positional,
         )

@@ -106,44 +106,38 @@ class SSHTransport:
         self.settings = settings
         self.login = Login(settings)
         self.options = self.login.options
-        self._pools: dict[tuple[str, int, str], ConnectionPool] = {}
-        self._gateways: dict[tuple[str, int, str], ConnectionPool] = {}
+        self._pools: dict[tuple[str, str, int, str], ConnectionPool] = {}
+        """Shared connections by (``proxy`` or ``gateway``, host, port, user)."""
 
     async def close(self) -> None:
         """Close the shared proxy and gateway connections (per-device ones are already closed)."""
-        pools = [*self._pools.values(), *self._gateways.values()]
-        self._pools, self._gateways = {}, {}
+        pools, self._pools = list(self._pools.values()), {}
         for pool in pools:
             await pool.close()
 
     def gateway_pool_for(self, gateway: Route) -> ConnectionPool:
         """Connections to a jump gateway, shared by the targets reached through it."""
-        key = (gateway.host, gateway.port, gateway.user)
-        pool = self._gateways.get(key)
-        if pool is None:
-            where = f"gateway {hop_name(gateway)}"
-
-            async def connect() -> asyncssh.SSHClientConnection:
-                return await self.login(gateway, None, where)
-
-            pool = ConnectionPool(
-                connect, self.settings.proxy_sessions_per_connection, linger_s=GATEWAY_LINGER_S
-            )
-            self._gateways[key] = pool
-        return pool
+        where = f"gateway {hop_name(gateway)}"
+        return self._shared("gateway", gateway, where, linger_s=GATEWAY_LINGER_S)
 
     def pool_for(self, route: Route) -> ConnectionPool:
         """The connection pool of the proxy host ``route`` goes through (made on first use)."""
-        key = (route.host, route.port, route.user)
+        hop = Route("direct", route.host, route.port, route.user)
+        return self._shared("proxy", hop, hop_name(hop), linger_s=None)
+
+    def _shared(
+        self, kind: str, hop: Route, where: str, *, linger_s: float | None
+    ) -> ConnectionPool:
+        key = (kind, hop.host, hop.port, hop.user)
         pool = self._pools.get(key)
         if pool is None:
-            hop = Route("direct", route.host, route.port, route.user)
-            where = hop_name(hop)
 
             async def connect() -> asyncssh.SSHClientConnection:
                 return await self.login(hop, None, where)
 
-            pool = ConnectionPool(connect, self.settings.proxy_sessions_per_connection)
+            pool = ConnectionPool(
+                connect, self.settings.proxy_sessions_per_connection, linger_s=linger_s
+            )
             self._pools[key] = pool
         return pool
 

@@ -72,10 +72,7 @@ def test_concurrency_is_bounded(client_key, make_transport) -> None:
     async def scenario() -> tuple[int, int]:
         async with SSHTestServer(client_keys=[client_key]) as server:
             transport = make_transport([server])
-            route = Route("direct", "127.0.0.1", server.port, "root")
-            probes = get_probes(["time"])
-            slow = RunPlan(probes=probes, steps=steps_for(probes, plan().endpoints), concurrency=3)
-            runner = FleetRunner(slow, transport, lambda _d: [route])
+            runner = time_runner(transport, server, concurrency=3)
             in_flight = peak = done = 0
             original = transport.run_script
 
@@ -103,6 +100,15 @@ def test_concurrency_is_bounded(client_key, make_transport) -> None:
     assert peak == 3
 
 
+def time_runner(transport, server: SSHTestServer, concurrency: int) -> FleetRunner:
+    """A runner of the time probe against ``server`` with ``concurrency`` slots."""
+    route = Route("direct", "127.0.0.1", server.port, "root")
+    probes = get_probes(["time"])
+    steps = steps_for(probes, plan().endpoints)
+    limited = RunPlan(probes=probes, steps=steps, concurrency=concurrency)
+    return FleetRunner(limited, transport, lambda _d: [route])
+
+
 def test_probing_goes_on_while_reports_are_stored_and_progress_waits_for_storage(
     client_key, make_transport
 ) -> None:
@@ -111,10 +117,7 @@ def test_probing_goes_on_while_reports_are_stored_and_progress_waits_for_storage
     async def scenario():
         async with SSHTestServer(client_keys=[client_key]) as server:
             transport = make_transport([server])
-            route = Route("direct", "127.0.0.1", server.port, "root")
-            probes = get_probes(["time"])
-            two = RunPlan(probes=probes, steps=steps_for(probes, plan().endpoints), concurrency=2)
-            runner = FleetRunner(two, transport, lambda _d: [route])
+            runner = time_runner(transport, server, concurrency=2)
             store_open = asyncio.Event()
             probed: list[str] = []
             stored: list[str] = []
@@ -159,10 +162,7 @@ def test_a_storage_failure_stops_the_run_with_its_error(client_key, make_transpo
     async def scenario():
         async with SSHTestServer(client_keys=[client_key]) as server:
             transport = make_transport([server])
-            route = Route("direct", "127.0.0.1", server.port, "root")
-            probes = get_probes(["time"])
-            two = RunPlan(probes=probes, steps=steps_for(probes, plan().endpoints), concurrency=2)
-            runner = FleetRunner(two, transport, lambda _d: [route])
+            runner = time_runner(transport, server, concurrency=2)
             calls = 0
 
             async def failing_store(report: DeviceReport) -> None:
