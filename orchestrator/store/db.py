@@ -1,7 +1,7 @@
 """The `Store`: opening a database, migrating it, and every read and write of runs.
 
-SQLite (the default, a file in the user data dir) is migrated to the newest revision on open;
-PostgreSQL is migrated only by `orch db upgrade` (`Store.open(url, require_head=False).upgrade()`).
+SQLite (the default, a file in the user data dir) is brought to the newest revision on open (a new
+file is created straight from the models, an older one migrated by Alembic); PostgreSQL is migrated only by `orch db upgrade` (`Store.open(url, require_head=False).upgrade()`).
 Every SQLAlchemy or Alembic failure leaves this module as a one-line `StoreError` whose text never
 contains the database password.
 """
@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import platformdirs
-from sqlalchemy import Engine, create_engine, delete, event, update
+from sqlalchemy import Engine, create_engine, delete, event, inspect, update
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError, SQLAlchemyError
 from sqlalchemy.orm import Session
@@ -36,8 +36,8 @@ from orchestrator.history_models import (
 from orchestrator.models import DeviceReport, NetworkFinding, RunSummary
 from orchestrator.store import bulk, history, queries
 from orchestrator.store.convert import filter_secrets, network_finding_row, to_summary
-from orchestrator.store.revisions import database_revision, shipped_head
-from orchestrator.store.schema import RUN_STATUSES, DeviceResult, NetworkFindingRow, Run
+from orchestrator.store.revisions import create_at_head, database_revision, shipped_head
+from orchestrator.store.schema import RUN_STATUSES, Base, DeviceResult, NetworkFindingRow, Run
 
 DEFAULT_MAX_STEP_OUTPUT_BYTES = 64 * 1024
 PG_CONNECT_TIMEOUT_S = 10
@@ -113,7 +113,9 @@ class Store:
             if current != head:
                 store._check_known(current, head)
                 if parsed.get_backend_name() == "sqlite":
-                    store.upgrade()
+                    if current is None:
+                        store._create_if_empty()
+                    store.upgrade_if_behind()
                 elif require_head:
                     raise StoreError(
                         f"database at revision {current or 'none'} (head is {head}): "
@@ -152,6 +154,23 @@ class Store:
         except CommandError as exc:
             raise StoreError(_describe(exc, self._engine.url)) from None
         return self.head_revision()
+
+    def upgrade_if_behind(self) -> None:
+        """`upgrade`, unless the database is already at the newest revision."""
+        if self.current_revision() != self.head_revision():
+            self.upgrade()
+
+    def _create_if_empty(self) -> None:
+        """Give an empty SQLite database the newest schema straight from the models.
+
+        Taken under SQLite's write lock, so two orch processes opening one new file do not
+        both create it; a database with any table in it is left to `upgrade`.
+        """
+        with self._translated(), self._engine.connect() as connection:
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
+            if not inspect(connection).get_table_names():
+                create_at_head(connection, Base.metadata, self.head_revision())
+            connection.commit()
 
     def current_revision(self) -> str | None:
         """The revision the database is at (None for an empty database)."""

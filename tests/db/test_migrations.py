@@ -8,12 +8,14 @@ import sys
 from pathlib import Path
 
 import pytest
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import create_engine, inspect, text
 
 from orchestrator.errors import StoreError
 from orchestrator.store import Store
+from orchestrator.store.db import migrations_config
 from orchestrator.store.schema import Base
 
 REPO = Path(__file__).resolve().parents[2]
@@ -46,7 +48,81 @@ def test_upgrade_from_empty_reaches_head(db_url: str) -> None:
         engine.dispose()
 
 
-def test_migrated_schema_matches_models(store: Store, db_url: str) -> None:
+def _migrate_with_alembic(url: str) -> None:
+    """Every shipped migration, run by Alembic on an empty database."""
+    engine = create_engine(url)
+    try:
+        with engine.begin() as connection:
+            command.upgrade(migrations_config(engine.url, connection), "head")
+    finally:
+        engine.dispose()
+
+
+def _schema(url: str) -> dict[str, dict[str, object]]:
+    """Everything the inspector reports about every table, in comparable form."""
+    engine = create_engine(url)
+    try:
+        inspector = inspect(engine)
+        schema: dict[str, dict[str, object]] = {}
+        for table in inspector.get_table_names():
+            schema[table] = {
+                "columns": [
+                    (c["name"], str(c["type"]), c["nullable"], c["default"], c.get("autoincrement"))
+                    for c in inspector.get_columns(table)
+                ],
+                "primary_key": inspector.get_pk_constraint(table),
+                "foreign_keys": sorted(
+                    inspector.get_foreign_keys(table), key=lambda fk: str(fk["name"])
+                ),
+                "indexes": sorted(inspector.get_indexes(table), key=lambda ix: str(ix["name"])),
+                "unique": sorted(
+                    inspector.get_unique_constraints(table), key=lambda uq: str(uq["name"])
+                ),
+                "checks": sorted(
+                    (" ".join(ck["sqltext"].split()), ck["name"])
+                    for ck in inspector.get_check_constraints(table)
+                ),
+            }
+        return schema
+    finally:
+        engine.dispose()
+
+
+def test_new_sqlite_file_gets_the_schema_the_migrations_build(tmp_path) -> None:
+    """A new SQLite file is created from the models, not by replaying every migration; the
+    result must be exactly what the migrations build, down to constraint names."""
+    created = f"sqlite:///{tmp_path / 'created.sqlite3'}"
+    migrated = f"sqlite:///{tmp_path / 'migrated.sqlite3'}"
+    with Store.open(created) as store:
+        assert store.current_revision() == Store.head_revision()
+    assert "alembic" not in _modules_loaded_by_opening(tmp_path / "again.sqlite3")
+    _migrate_with_alembic(migrated)
+    created_schema, migrated_schema = _schema(created), _schema(migrated)
+    assert set(created_schema) == set(migrated_schema) == TABLES | {"alembic_version"}
+    for table, described in migrated_schema.items():
+        assert created_schema[table] == described, table
+    with Store.open(created) as store:  # and Alembic takes it from there
+        assert store.upgrade() == Store.head_revision()
+
+
+def _modules_loaded_by_opening(path: Path) -> set[str]:
+    code = (
+        "import sys; from orchestrator.store import Store; "
+        f"Store.open('sqlite:///{path}').close(); print(' '.join(sys.modules))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+        timeout=60,
+        check=True,
+    )
+    return {name.split(".")[0] for name in done.stdout.split()}
+
+
+def test_migrated_schema_matches_models(db_url: str) -> None:
+    _migrate_with_alembic(db_url)
     engine = create_engine(db_url)
     try:
         with engine.connect() as connection:
