@@ -54,6 +54,7 @@ def sweep_request(params: dict[str, Any], label: str, fleet: str | None) -> Any:
 
 
 async def run_diagnose(state: AppState, params: dict[str, Any], progress_factory) -> Any:
+    from orchestrator.gc_tuning import sweep_gc
     from orchestrator.sweep import (
         route_settings_from,
         run_sweep,
@@ -86,9 +87,10 @@ async def run_diagnose(state: AppState, params: dict[str, Any], progress_factory
             request = sweep_request(params, label, fleet)
             progress = progress_factory(len(devices))
             try:
-                return await run_sweep(
-                    devices, request, config, store, ssh, routes, progress, fleet=fleet_devices
-                )
+                with sweep_gc():
+                    return await run_sweep(
+                        devices, request, config, store, ssh, routes, progress, fleet=fleet_devices
+                    )
             finally:
                 progress.finish()
     finally:

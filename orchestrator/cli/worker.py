@@ -101,6 +101,7 @@ async def _serve(
 
     from orchestrator.distributed.app import ensure_schema, make_app, postgres_conninfo
     from orchestrator.distributed.tasks import CONTEXT_KEY, QUEUE, WorkerResources
+    from orchestrator.gc_tuning import sweep_gc
     from orchestrator.sweep import ssh_settings_from
     from orchestrator.transport.ssh import load_client_keys, load_known_hosts, raise_nofile_limit
 
@@ -124,16 +125,17 @@ async def _serve(
             err=True,
         )
         async with app.open_async():
-            await app.run_worker_async(
-                queues=[QUEUE],
-                name=name,
-                concurrency=concurrency,
-                additional_context={CONTEXT_KEY: WorkerResources(store=store, ssh=ssh)},
-                update_heartbeat_interval=heartbeat_s,
-                stalled_worker_timeout=max(30.0, heartbeat_s * 3),
-                shutdown_graceful_timeout=shutdown_timeout_s,
-                install_signal_handlers=True,
-            )
+            with sweep_gc():
+                await app.run_worker_async(
+                    queues=[QUEUE],
+                    name=name,
+                    concurrency=concurrency,
+                    additional_context={CONTEXT_KEY: WorkerResources(store=store, ssh=ssh)},
+                    update_heartbeat_interval=heartbeat_s,
+                    stalled_worker_timeout=max(30.0, heartbeat_s * 3),
+                    shutdown_graceful_timeout=shutdown_timeout_s,
+                    install_signal_handlers=True,
+                )
     finally:
         store.close()
 

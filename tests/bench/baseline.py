@@ -41,9 +41,16 @@ async def sweep(
 
 
 async def sweep_orch_transport(
-    devices: list[dict], key: str, known_hosts: str, script: bytes, nonce: bytes, concurrency: int
+    devices: list[dict],
+    key: str,
+    known_hosts: str,
+    script: bytes,
+    nonce: bytes,
+    concurrency: int,
+    proxy_port: int | None = None,
 ) -> int:
-    """The same loop through orch's own transport (its options, deadlines, output capture)."""
+    """The same loop through orch's own transport (its options, deadlines, output capture);
+    with ``proxy_port``, every device as a ``host <uuid>`` session on the proxy stand-in."""
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
     from orchestrator.models import Route
     from orchestrator.transport.ssh import SSHSettings, SSHTransport
@@ -52,7 +59,10 @@ async def sweep_orch_transport(
     gate = asyncio.Semaphore(concurrency)
 
     async def one(device: dict) -> bool:
-        route = Route("direct", device["address"], device["port"], device["user"])
+        if proxy_port is None:
+            route = Route("direct", device["address"], device["port"], device["user"])
+        else:
+            route = Route("proxy", "127.0.0.1", proxy_port, "bench", f"host {device['uuid']}")
         async with gate:
             result = await transport.run_script(route, script, deadline_s=120)
         return nonce in result.stdout
@@ -76,6 +86,11 @@ def main() -> None:
         action="store_true",
         help="use orch's SSHTransport (no parsing or storage) instead of the bare loop",
     )
+    parser.add_argument(
+        "--proxy-port",
+        type=int,
+        help="with --orch-transport: reach devices through the proxy stand-in on this port",
+    )
     args = parser.parse_args()
     _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
@@ -92,7 +107,13 @@ def main() -> None:
     if args.orch_transport:
         ok = asyncio.run(
             sweep_orch_transport(
-                devices, args.key, args.known_hosts, script, args.nonce.encode(), args.concurrency
+                devices,
+                args.key,
+                args.known_hosts,
+                script,
+                args.nonce.encode(),
+                args.concurrency,
+                args.proxy_port,
             )
         )
     else:

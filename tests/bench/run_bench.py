@@ -38,7 +38,7 @@ BASE_PORT = 20000
 PROXY_PORT = 22
 JUMP_GROUP = 10
 """Jump route: every tenth device is a gateway for the nine after it."""
-ORCH = "from orchestrator.cli import main; main()"
+ORCH = os.environ.get("ORCH_BENCH_PRELUDE", "") + "from orchestrator.console import main; main()"
 
 
 def parse_args() -> argparse.Namespace:
@@ -56,7 +56,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument(
         "--transport",
         action="store_true",
-        help="also measure orch's SSH transport alone (direct route; no parsing or storage)",
+        help="also measure orch's SSH transport alone (direct or proxy route; no parsing or storage)",
     )
     parser.add_argument(
         "--pin",
@@ -297,9 +297,12 @@ def run_size(
         for rep in range(args.reps):
             base = measure_loop(loop_argv, size_dir / f"baseline-{rep}.out", env)
             transport = None
-            if args.transport and args.route == "direct":
+            if args.transport and args.route != "jump":
+                via_proxy = ["--proxy-port", str(PROXY_PORT)] if args.route == "proxy" else []
                 transport = measure_loop(
-                    [*loop_argv, "--orch-transport"], size_dir / f"transport-{rep}.out", env
+                    [*loop_argv, "--orch-transport", *via_proxy],
+                    size_dir / f"transport-{rep}.out",
+                    env,
                 )
             orch_argv = [
                 sys.executable,

@@ -1,0 +1,13 @@
+"""The ``orch`` console script: collector settings for a command-line process, then the CLI."""
+
+from __future__ import annotations
+
+
+def main() -> None:
+    """Run the ``orch`` command line (what the installed ``orch`` script calls)."""
+    from orchestrator.gc_tuning import command_line_gc
+
+    command_line_gc()  # before the imports: they only make objects that live until exit
+    from orchestrator.cli import main as cli
+
+    cli()
