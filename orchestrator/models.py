@@ -79,7 +79,7 @@ class Route:
         return text
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class StepOutput:
     """What one framed step of the probe script produced on the device."""
 
@@ -102,7 +102,7 @@ class StepOutput:
         return self.exit_code == 0 and not (self.timed_out or self.skipped or self.missing)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Observation:
     """One measured fact about a device, with the raw lines it came from."""
 
@@ -112,7 +112,7 @@ class Observation:
     probe: str = ""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Finding:
     """A diagnosed problem: stable code `category.name`, with evidence and a fix."""
 
@@ -137,7 +137,7 @@ class Finding:
         }
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class NetworkKeys:
     """Keys that place a device on a network, for fleet-wide patterns."""
 
@@ -149,7 +149,7 @@ class NetworkKeys:
     labels: tuple[str, ...] = ()
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class DeviceReport:
     """Everything one device's diagnosis produced; carries its own failure instead of raising."""
 

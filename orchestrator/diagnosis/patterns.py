@@ -77,7 +77,7 @@ def network_keys(report: DeviceReport, device: Device | None) -> list[tuple[str,
     return keys
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class _Member:
     """One device as the pattern finder sees it."""
 

@@ -12,7 +12,7 @@ from orchestrator.diagnosis.signatures import hits
 from orchestrator.models import Finding, Observation
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Candidate:
     """A proposed finding and the codes that would explain it, strongest first."""
 

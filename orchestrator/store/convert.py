@@ -29,10 +29,8 @@ from orchestrator.models import (
 )
 from orchestrator.store.schema import (
     DeviceResult,
-    FindingRow,
     NetworkFindingRow,
     Run,
-    StepOutputRow,
 )
 
 SECRET_KEY_PARTS: tuple[str, ...] = ("token", "password", "secret", "apikey", "api_key")
@@ -171,14 +169,6 @@ def finding_values(report: DeviceReport) -> list[dict[str, Any]]:
         }
         for position, f in enumerate(report.findings)
     ]
-
-
-def result_row(run_id: int, report: DeviceReport, max_step_output_bytes: int) -> DeviceResult:
-    """The ORM rows (result with its observations document, steps, findings) for one report."""
-    row = DeviceResult(**result_values(run_id, report))
-    row.steps = [StepOutputRow(**v) for v in step_values(report, max_step_output_bytes)]
-    row.findings = [FindingRow(**v) for v in finding_values(report)]
-    return row
 
 
 def filter_json(value: Any) -> Any:

@@ -6,7 +6,8 @@ storage CPU of a sweep. Here the INSERT is compiled once per (dialect, table, co
 column's bind processor (JSON serialisation, the UTC datetime conversion, the dialect's own
 conversions) is looked up once, and the rows go to ``exec_driver_sql`` as tuples or dicts in the
 driver's parameter style, in the caller's transaction. The SQL and conversions are SQLAlchemy's
-own, so what lands in the database is what the ORM path would have written.
+own (booleans go as they are), so what lands in the database is what the ORM path would have
+written.
 """
 
 from __future__ import annotations
@@ -17,8 +18,9 @@ from dataclasses import dataclass
 from operator import itemgetter
 from typing import Any
 
-from sqlalchemy import Connection, Table, insert
+from sqlalchemy import Boolean, Connection, Table, insert
 from sqlalchemy.engine import Dialect
+from sqlalchemy.types import TypeEngine
 
 Processor = Callable[[Any], Any]
 
@@ -72,9 +74,7 @@ def prepare(table: Table, columns: Sequence[str], dialect: Dialect) -> PreparedI
         compiled = statement.compile(dialect=dialect, column_keys=list(columns))
         binds = compiled.binds
         names = tuple(compiled.positiontup or ()) if compiled.positional else tuple(columns)
-        processors = tuple(
-            binds[name].type.dialect_impl(dialect).bind_processor(dialect) for name in names
-        )
+        processors = tuple(_processor(binds[name].type, dialect) for name in names)
         prepared = PreparedInsert(
             sql=compiled.string,
             names=names,
@@ -83,6 +83,14 @@ def prepare(table: Table, columns: Sequence[str], dialect: Dialect) -> PreparedI
         )
         cache[key] = prepared
     return prepared
+
+
+def _processor(column_type: TypeEngine[Any], dialect: Dialect) -> Processor | None:
+    """The bind conversion of one column; none for booleans, which both drivers take as Python
+    bools (SQLite stores True/False as 1/0, exactly what SQLAlchemy's conversion would send)."""
+    if isinstance(column_type, Boolean):
+        return None
+    return column_type.dialect_impl(dialect).bind_processor(dialect)
 
 
 def insert_rows(connection: Connection, table: Table, values: Sequence[dict[str, Any]]) -> None:

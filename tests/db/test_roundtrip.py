@@ -148,3 +148,35 @@ def test_unicode_and_empty_report(store: Store) -> None:
     run_id = store.start_run(source="demo", fleet=None, devices_total=1, options={})
     store.save_reports(run_id, [report])
     assert store.load_reports(run_id) == [report]
+
+
+def test_step_flags_are_stored_as_the_database_booleans(
+    store: Store, db_url: str, make_report
+) -> None:
+    """Step flags go to the driver as Python bools; SQL filters on them must still work."""
+    run_id = store.start_run(source="inventory", fleet=None, devices_total=1, options={})
+    store.save_reports(run_id, [make_report()])
+    engine = create_engine(db_url)
+    try:
+        with engine.connect() as connection:
+            flagged = {
+                flag: set(connection.execute(select(StepOutputRow.name).where(column)).scalars())
+                for flag, column in (
+                    ("truncated", StepOutputRow.truncated),
+                    ("timed_out", StepOutputRow.timed_out.is_(True)),
+                    ("skipped", StepOutputRow.skipped == True),  # noqa: E712
+                    ("missing", StepOutputRow.missing),
+                )
+            }
+            raw = connection.exec_driver_sql(
+                "SELECT truncated, missing FROM step_outputs WHERE name = 'journal'"
+            ).one()
+    finally:
+        engine.dispose()
+    assert flagged == {
+        "truncated": {"journal"},
+        "timed_out": {"chronyc"},
+        "skipped": {"curl"},
+        "missing": {"ip-route"},
+    }
+    assert tuple(raw) == (1, 0)  # SQLite's integers, PostgreSQL's booleans: both compare so
