@@ -295,6 +295,34 @@ _SIGNATURE_NEEDLES: tuple[tuple[Signature, tuple[str, ...]], ...] = tuple(
 """Each signature with strings one of which its matches contain (lower case; empty: unknown)."""
 
 
+def _by_needle() -> tuple[tuple[tuple[str, tuple[int, ...]], ...], tuple[int, ...]]:
+    """Each needle with the signatures (catalogue positions) it admits, and the signatures
+    that have no needle and are always tried."""
+    admitted: dict[str, list[int]] = {}
+    unscreened: list[int] = []
+    for position, (_sig, needles) in enumerate(_SIGNATURE_NEEDLES):
+        if not needles:
+            unscreened.append(position)
+        for needle in needles:
+            admitted.setdefault(needle, []).append(position)
+    return tuple((n, tuple(p)) for n, p in sorted(admitted.items())), tuple(unscreened)
+
+
+_NEEDLE_INDEX, _UNSCREENED = _by_needle()
+
+
+def _candidates(lowered: str | None) -> list[Signature]:
+    """The signatures that may match a message (``lowered``: it in lower case when ASCII), in
+    catalogue order: each needle is looked for once, not once per signature that has it."""
+    if lowered is None:
+        return list(SIGNATURES)
+    positions = set(_UNSCREENED)
+    for needle, admitted in _NEEDLE_INDEX:
+        if needle in lowered:
+            positions.update(admitted)
+    return [SIGNATURES[position] for position in sorted(positions)]
+
+
 def may_match(line: str) -> bool:
     """False only when ``line`` surely matches no benign pattern and no signature."""
     return _SCREEN is None or not line.isascii() or _SCREEN.search(line.lower()) is not None
@@ -399,9 +427,7 @@ def _signature_hits(
     found: list[_RawHit] = []
     line_source: str | None = None
     sourced = False
-    for sig, needles in _SIGNATURE_NEEDLES:
-        if lowered is not None and needles and not any(n in lowered for n in needles):
-            continue
+    for sig in _candidates(lowered):
         match = sig.pattern.search(message)
         if match is None:
             continue

@@ -76,3 +76,19 @@ def test_each_signature_match_contains_one_of_its_needles() -> None:
                 assert any(needle in line.lower() for needle in needles), (sig.fact, line)
                 checked += 1
     assert checked > 20
+
+
+def test_needle_index_tries_the_same_signatures_that_can_match() -> None:
+    """`_candidates` looks each needle up once; it must admit every signature that matches a
+    line, in catalogue order, for every corpus line and its upper-case and non-ASCII variants."""
+    matched = set()
+    for line in _corpus_lines():
+        for variant in (line, line.upper(), line + " \u00e9"):
+            lowered = variant.lower() if variant.isascii() else None
+            screened = [
+                sig.fact for sig in signatures._candidates(lowered) if sig.pattern.search(variant)
+            ]
+            every = [sig.fact for sig in signatures.SIGNATURES if sig.pattern.search(variant)]
+            assert screened == every, variant
+            matched.update(every)
+    assert len(matched) >= 0.7 * len({sig.fact for sig in signatures.SIGNATURES})
