@@ -274,15 +274,18 @@ def run_size(
     script = size_dir / "probe.sh"
     script.write_bytes(probe_script(nonce))
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    loop_argv = [
-        sys.executable,
-        str(REPO / "tests/bench/baseline.py"),
+    fleet_args = [
         "--inventory",
         str(inventory),
         "--key",
         str(key_path),
         "--known-hosts",
         str(known_hosts),
+    ]
+    loop_argv = [
+        sys.executable,
+        str(REPO / "tests/bench/baseline.py"),
+        *fleet_args,
         "--script",
         str(script),
         "--nonce",
@@ -311,12 +314,7 @@ def run_size(
                 "--config",
                 str(config),
                 "diagnose",
-                "--inventory",
-                str(inventory),
-                "--key",
-                str(key_path),
-                "--known-hosts",
-                str(known_hosts),
+                *fleet_args,
                 "--db",
                 f"sqlite:///{size_dir}/orch-{rep}.db",
                 "--format",
