@@ -27,6 +27,7 @@ import asyncssh
 
 from orchestrator.errors import TransportError
 from orchestrator.models import Route
+from orchestrator.transport.collector import OutputCollector
 from orchestrator.transport.credentials import SSHSettings, load_client_keys, load_known_hosts
 from orchestrator.transport.errors_map import (
     classify_error,
@@ -49,12 +50,14 @@ __all__ = [
 ]
 
 STDERR_KEEP_BYTES = 64 * 1024
-READ_CHUNK = 64 * 1024
 CLOSE_GRACE_S = 2.0
 GATEWAY_LINGER_S = 5.0
 """An idle connection to a jump gateway is closed after this long without a target."""
 POOLED_KINDS = frozenset({"proxy", "hostvia"})
 """Route kinds whose sessions share connections to the proxy host."""
+
+_Channel = tuple["asyncssh.SSHClientChannel[bytes]", OutputCollector]
+"""A command's channel and the collector its output goes to."""
 
 
 @dataclass(frozen=True)
@@ -252,15 +255,15 @@ class SSHTransport:
         where = hop_name(route)
         progress.phase = f"connecting to {where}"
 
-        async def open_process(conn: asyncssh.SSHClientConnection) -> asyncssh.SSHClientProcess:
-            return await conn.create_process(route.command, encoding=None)
+        async def open_channel(conn: asyncssh.SSHClientConnection) -> _Channel:
+            return await self._open_command(conn, route, progress)
 
         try:
-            async with self.pool_for(route).session(open_process) as session:
+            async with self.pool_for(route).session(open_channel) as session:
                 progress.connect_s = time.monotonic() - started
                 progress.phase = "running the script"
                 try:
-                    await self._exchange(session.channel, script, progress)
+                    await _exchange(*session.channel, script, progress)
                 except (asyncssh.Error, OSError):
                     if not session.connection_lost:
                         raise
@@ -278,51 +281,39 @@ class SSHTransport:
         self, conn: asyncssh.SSHClientConnection, route: Route, script: bytes, progress: _Progress
     ) -> None:
         """Run the route's command with the script on stdin and collect its output."""
-        process = await conn.create_process(route.command, encoding=None)
-        await self._exchange(process, script, progress)
+        await _exchange(*await self._open_command(conn, route, progress), script, progress)
 
-    async def _exchange(
-        self, process: asyncssh.SSHClientProcess, script: bytes, progress: _Progress
-    ) -> None:
-        """Write the script to the process's stdin and collect its output."""
-        stderr_task = asyncio.ensure_future(_drain_stderr(process, progress))
-        try:
-            progress.sent_at = time.time()
-            try:
-                process.stdin.write(script)
-                process.stdin.write_eof()
-            except BrokenPipeError:
-                pass  # the command exited without reading stdin; its exit status tells why
-            await self._read_stdout(process, progress)
-            if progress.truncated:
-                process.close()
-            else:
-                await stderr_task
-                await process.wait_closed()
-                progress.exit_status = process.exit_status
-        finally:
-            if not stderr_task.done():
-                stderr_task.cancel()
-            with suppress(BaseException):
-                await stderr_task
-            process.close()
-
-    async def _read_stdout(self, process: asyncssh.SSHClientProcess, progress: _Progress) -> None:
+    async def _open_command(
+        self, conn: asyncssh.SSHClientConnection, route: Route, progress: _Progress
+    ) -> _Channel:
+        """Start the route's command on a new channel whose output goes into ``progress``."""
         cap = self.settings.max_output_bytes
-        out = progress.stdout
-        while True:
-            chunk = await process.stdout.read(READ_CHUNK)
-            if not chunk:
-                return
-            room = cap - len(out)
-            if len(chunk) > room:
-                if room > 0:
-                    out += chunk[:room]
-                    progress.chunk_times.append((len(out), time.time()))
-                progress.truncated = True
-                return
-            out += chunk
-            progress.chunk_times.append((len(out), time.time()))
+        return await conn.create_session(
+            lambda: OutputCollector(progress, cap, STDERR_KEEP_BYTES),
+            route.command,
+            encoding=None,
+        )
+
+
+async def _exchange(
+    channel: asyncssh.SSHClientChannel[bytes],
+    collector: OutputCollector,
+    script: bytes,
+    progress: _Progress,
+) -> None:
+    """Write the script to the command's stdin and wait until its output is all in."""
+    try:
+        progress.sent_at = time.time()
+        try:
+            channel.write(script)
+            channel.write_eof()
+        except BrokenPipeError:
+            pass  # the command exited without reading stdin; its exit status tells why
+        await collector.finished
+        if not progress.truncated:
+            progress.exit_status = channel.get_exit_status()
+    finally:
+        channel.close()
 
 
 def _lost_shared(where: str, received: int) -> TransportError:
@@ -331,17 +322,6 @@ def _lost_shared(where: str, received: int) -> TransportError:
         f"{where}: the shared connection to the proxy was lost after {received} bytes of output; "
         "the proxy or the network dropped it",
     )
-
-
-async def _drain_stderr(process: asyncssh.SSHClientProcess, progress: _Progress) -> None:
-    """Keep the first bytes of stderr and discard the rest, so the channel never stalls."""
-    while True:
-        chunk = await process.stderr.read(READ_CHUNK)
-        if not chunk:
-            return
-        room = STDERR_KEEP_BYTES - len(progress.stderr)
-        if room > 0:
-            progress.stderr += chunk[:room]
 
 
 async def _close_connection(conn: asyncssh.SSHClientConnection) -> None:

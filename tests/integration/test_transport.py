@@ -19,6 +19,7 @@ from orchestrator.models import Route
 from orchestrator.probes.base import Step
 from orchestrator.probes.script import build_script, new_nonce, split_output
 from orchestrator.transport.ssh import (
+    STDERR_KEEP_BYTES,
     SSHSettings,
     SSHTransport,
     classify_error,
@@ -403,3 +404,18 @@ def test_classify_error_kinds_and_one_line_messages(exc, kind, phrase):
     assert error.kind == kind
     assert str(error).startswith("root@10.0.0.5:22222: ")
     assert phrase in str(error) and "\n" not in str(error)
+
+
+def test_stderr_keeps_its_first_bytes_and_never_stalls_stdout(client_key, make_transport):
+    """A command flooding stderr still has its stdout and exit status collected in full."""
+    script = b"head -c 300000 /dev/zero | tr '\\0' e >&2; echo out; exit 3\n"
+
+    async def scenario():
+        async with SSHTestServer(client_keys=[client_key]) as server:
+            transport = make_transport([server])
+            return await transport.run_script(direct(server), script)
+
+    result = run(scenario())
+    assert result.error is None, result.error
+    assert result.stdout == b"out\n" and result.exit_status == 3 and not result.truncated
+    assert result.stderr == b"e" * STDERR_KEEP_BYTES
