@@ -6,7 +6,7 @@ that hands back their ids (RETURNING where the backend supports it with executem
 one SELECT), then one executemany INSERT each for step outputs and findings, handed to the
 driver as prepared rows (`orchestrator.store.fast_insert`). Observations ride on the result rows
 as one JSON document per device.
-Values come from `orchestrator.store.convert`, so capping and scrubbing match the ORM path.
+Values come from `orchestrator.store.convert`, which caps and scrubs what cannot be stored.
 """
 
 from __future__ import annotations

@@ -1,7 +1,8 @@
 """The `Store`: opening a database, migrating it, and every read and write of runs.
 
-SQLite (the default, a file in the user data dir) is brought to the newest revision on open (a new
-file is created straight from the models, an older one migrated by Alembic); PostgreSQL is migrated only by `orch db upgrade` (`Store.open(url, require_head=False).upgrade()`).
+SQLite (the default, a file in the user data dir) is brought to the newest revision on open: a
+new file is created straight from the models, an older one migrated by Alembic. PostgreSQL is
+migrated only by `orch db upgrade` (`Store.open(url, require_head=False).upgrade()`).
 Every SQLAlchemy or Alembic failure leaves this module as a one-line `StoreError` whose text never
 contains the database password.
 """
@@ -115,7 +116,8 @@ class Store:
                 if parsed.get_backend_name() == "sqlite":
                     if current is None:
                         store._create_if_empty()
-                    store.upgrade_if_behind()
+                    if store.current_revision() != head:
+                        store.upgrade()
                 elif require_head:
                     raise StoreError(
                         f"database at revision {current or 'none'} (head is {head}): "
@@ -154,11 +156,6 @@ class Store:
         except CommandError as exc:
             raise StoreError(_describe(exc, self._engine.url)) from None
         return self.head_revision()
-
-    def upgrade_if_behind(self) -> None:
-        """`upgrade`, unless the database is already at the newest revision."""
-        if self.current_revision() != self.head_revision():
-            self.upgrade()
 
     def _create_if_empty(self) -> None:
         """Give an empty SQLite database the newest schema straight from the models.

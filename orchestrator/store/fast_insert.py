@@ -1,13 +1,12 @@
 """Many-row INSERTs handed to the database driver as plain rows, prepared once per table.
 
 SQLAlchemy's executemany builds and processes one parameter set per row through the compiler;
-for the dozens of step outputs and observations each device stores, that was most of the
-storage CPU of a sweep. Here the INSERT is compiled once per (dialect, table, columns), each
+for the dozens of step outputs each device stores, that was most of the storage CPU of a sweep. Here the INSERT is compiled once per (dialect, table, columns), each
 column's bind processor (JSON serialisation, the UTC datetime conversion, the dialect's own
 conversions) is looked up once, and the rows go to ``exec_driver_sql`` as tuples or dicts in the
 driver's parameter style, in the caller's transaction. The SQL and conversions are SQLAlchemy's
-own (booleans go as they are), so what lands in the database is what the ORM path would have
-written.
+own (booleans go as they are), so what lands in the database is what SQLAlchemy's own INSERT
+would have written.
 """
 
 from __future__ import annotations
