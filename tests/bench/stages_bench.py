@@ -1,10 +1,13 @@
 """CPU per device of orch's work after the bytes arrive: split, parse, diagnose, store.
 
     python tests/bench/stages_bench.py [--devices 1000] [--reps 3] [--profile OUT.txt]
+    python tests/bench/stages_bench.py --from-db /tmp/pbwork/runs/replay-n1000-orch-r1/scratch/orch.db
 
 No network and no SSH: the real probe output of each demo scenario is captured once (as
 run_bench.py does), then ``--devices`` reports are assessed (``assess_device``) and stored in a
-fresh SQLite database in batches of the size the run's writer uses. Each stage is timed with
+fresh SQLite database in batches of the size the run's writer uses. ``--from-db`` takes the
+devices' output from the step rows of a run orch stored instead (for example one of
+``../shared/peerbench``'s runs, whose devices send other output than the demo scenarios). Each stage is timed with
 ``time.process_time`` and the best of ``--reps`` is reported in ms per device, so the figures
 are steadier than a whole fleet run on a shared machine. ``--profile`` writes cProfile's top
 entries (by internal time) for one repetition.
@@ -16,6 +19,7 @@ import argparse
 import cProfile
 import io
 import pstats
+import sqlite3
 import sys
 import tempfile
 import time
@@ -29,7 +33,7 @@ from orchestrator.assess import assess_device  # noqa: E402
 from orchestrator.config import Config  # noqa: E402
 from orchestrator.models import Device, Route  # noqa: E402
 from orchestrator.probes.registry import get_probes, steps_for  # noqa: E402
-from orchestrator.probes.script import new_nonce  # noqa: E402
+from orchestrator.probes.script import MARKER, new_nonce  # noqa: E402
 from orchestrator.runner import RunPlan  # noqa: E402
 from orchestrator.sim.model import make_fleet  # noqa: E402
 from orchestrator.store import Store  # noqa: E402
@@ -50,6 +54,11 @@ def parse_args() -> argparse.Namespace:
         "commits what arrived in the last 50 ms, up to 500)",
     )
     parser.add_argument("--profile", metavar="FILE", help="cProfile top entries to FILE")
+    parser.add_argument(
+        "--from-db",
+        metavar="SQLITE_FILE",
+        help="rebuild each device's output from the newest run stored in this orch database",
+    )
     return parser.parse_args()
 
 
@@ -70,6 +79,45 @@ def outputs(n: int, nonce: str) -> list[tuple[Device, bytes]]:
             nonce.encode(), spec.uuid.encode(), spec.name.encode(), now
         )
         rendered.append((Device(uuid=spec.uuid, name=spec.name), data))
+    return rendered
+
+
+def stored_outputs(path: str, nonce: str) -> list[tuple[Device, bytes]]:
+    """Each device's output of the newest run in an orch SQLite database, framed again.
+
+    The steps come back in their stored order with their exit codes, flags and durations;
+    only the nonce is new, so the result splits as the original output did.
+    """
+    prefix = f"{MARKER}:{nonce}:"
+    with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as conn:
+        (run_id,) = conn.execute("SELECT max(run_id) FROM device_results").fetchone()
+        devices = conn.execute(
+            "SELECT id, device_uuid, device_name FROM device_results "
+            "WHERE run_id = ? AND reachable ORDER BY id",
+            (run_id,),
+        ).fetchall()
+        rendered = []
+        for result_id, uuid, name in devices:
+            parts = [f"{prefix}HELLO\n".encode()]
+            for step, code, output, truncated, timed_out, skipped, missing, took in conn.execute(
+                "SELECT name, exit_code, output, truncated, timed_out, skipped, missing, "
+                "duration_s FROM step_outputs WHERE result_id = ? ORDER BY position",
+                (result_id,),
+            ):
+                if missing:
+                    continue
+                body = output.encode()
+                flags = "t" * truncated + "o" * timed_out + "s" * skipped or "-"
+                code = -1 if code is None else code
+                parts.append(
+                    f"\n{prefix}BEGIN:{step}:{code}:{len(body)}:{flags}:{int(took or 0)}\n".encode()
+                    + body
+                    + f"\n{prefix}END:{step}\n".encode()
+                )
+            parts.append(f"{prefix}DONE\n".encode())
+            rendered.append((Device(uuid=uuid, name=name), b"".join(parts)))
+    if not rendered:
+        raise SystemExit(f"{path}: no reachable device in its newest run")
     return rendered
 
 
@@ -117,7 +165,7 @@ def main() -> None:
     probes = get_probes(None)
     endpoints = endpoints_from(Config())
     plan = RunPlan(probes=probes, steps=steps_for(probes, endpoints), endpoints=endpoints)
-    devices = outputs(args.devices, nonce)
+    devices = stored_outputs(args.from_db, nonce) if args.from_db else outputs(args.devices, nonce)
     size = sum(len(data) for _, data in devices) / len(devices)
     print(f"{len(devices)} devices, {size / 1024:.1f} KB of output each on average")
     best: dict[str, float] = {}
