@@ -192,11 +192,20 @@ SIGNATURES: tuple[Signature, ...] = (
     _sig("curl_error", r"curl: \((\d+)\) (.*)", source="curl"),
 )
 
-_PREFIX = re.compile(
-    r"^(?:[A-Z][a-z]{2}\s+\d{1,2}\s+\d\d:\d\d:\d\d(?:\.\d+)?"
+_PREFIX_BODY = (
+    r"(?:[A-Z][a-z]{2}\s+\d{1,2}\s+\d\d:\d\d:\d\d(?:\.\d+)?"
     r"|\d{4}-\d\d-\d\d[T ]\d\d:\d\d:\d\d(?:[.,]\d+)?(?:Z|[+-]\d\d:?\d\d)?)"
-    r"\s+\S+\s+([A-Za-z][\w.@-]*?)(?:\[\d+\])?:\s?(.*)$"
+    r"\s+\S+\s+([A-Za-z][\w.@-]*)(?:\[\d+\])?:\s?"
 )
+_PREFIX = re.compile(f"^{_PREFIX_BODY}(.*)$")
+"""A journal prefix on one stripped line: (process, message)."""
+_LINE = re.compile(
+    r"^[^\S\n]*((?:" + _PREFIX_BODY.replace(r"\s", r"[^\S\n]") + r")?(.*\S)?)[^\S\n]*$",
+    re.MULTILINE,
+)
+"""Each line of newline-joined lines, as (stripped line, process or "", message): the same
+split as ``_PREFIX`` on the stripped line (``\\s`` is whitespace but the newline, so no match
+leaves its line)."""
 _JSON_ERROR = re.compile(r'"error"\s*:\s*"([^"]*)"')
 _QUOTE = re.compile(r"^(?:\s*>)+\s?")
 _ISSUER_DEPTH = re.compile(r"^depth=(\d+)\s+(.*)$")
@@ -339,9 +348,13 @@ class Hit(NamedTuple):
     resets: frozenset[str] | None
 
 
+def _unescape(text: str) -> str:
+    return text.replace("\\r\\n", "\n").replace("\\n", "\n").replace('\\"', '"')
+
+
 def normalise_lines(text: str) -> list[str]:
     """Split text into lines, unescaping JSON-escaped traces and stripping `> ` quoting."""
-    text = text.replace("\\r\\n", "\n").replace("\\n", "\n").replace('\\"', '"')
+    text = _unescape(text)
     lines = []
     quoted = ">" in text
     for raw in text.splitlines():
@@ -349,6 +362,23 @@ def normalise_lines(text: str) -> list[str]:
         if line.strip():
             lines.append(line)
     return lines
+
+
+def split_lines(text: str) -> list[tuple[str, str | None, str]]:
+    """(stripped line, process, message) for each line ``normalise_lines`` keeps, the journal
+    prefix (``_PREFIX``) taken apart; a line without one is its own message.
+
+    One pass of the regex engine over the whole text, not a match per line: journals are the
+    bulk of what devices send.
+    """
+    text = _unescape(text)
+    if ">" in text:
+        joined = "\n".join(_QUOTE.sub("", raw) for raw in text.splitlines())
+    else:
+        joined = "\n".join(text.splitlines())
+    return [
+        (line, process or None, message) for line, process, message in _LINE.findall(joined) if line
+    ]
 
 
 def _source_of(process: str | None, message: str) -> str:
@@ -382,17 +412,22 @@ def _value(sig: Signature, match: re.Match[str]) -> Any:
 
 def hits(text: str, default_source: str | None = None) -> list[Hit]:
     """Every signature hit in ``text``, in order, benign lines skipped."""
-    found: list[Hit] = []
-    for line in normalise_lines(text):
-        stripped = line.strip()
-        prefix = _PREFIX.match(stripped)
-        process, message = (prefix.group(1), prefix.group(2)) if prefix else (None, stripped)
-        for source, fact, kind, value, resets in _message_hits(message, process, default_source):
-            found.append(Hit(source, fact, kind, stripped, value, resets))
-    return found
+    return [
+        Hit(source, fact, kind, line, value, resets)
+        for (source, fact, kind, value, resets), line in _line_hits(text, default_source)
+    ]
 
 
 _RawHit = tuple[str, str, str, Any, "frozenset[str] | None"]
+
+
+def _line_hits(text: str, default_source: str | None) -> list[tuple[_RawHit, str]]:
+    """``hits`` as plain (hit, line) pairs: scan makes many of them per journal."""
+    found: list[tuple[_RawHit, str]] = []
+    for line, process, message in split_lines(text):
+        for raw in _message_hits(message, process, default_source):
+            found.append((raw, line))
+    return found
 
 
 @lru_cache(maxsize=8192)
@@ -445,46 +480,50 @@ def _signature_hits(
 _REACHED_TLS = frozenset({"resolve_failure", "connect_timeout", "connect_refused"})
 
 
-def _resets(hit: Hit) -> frozenset[str]:
-    if hit.resets:
-        return hit.resets
+def _resets(raw: _RawHit) -> frozenset[str]:
+    resets = raw[4]
+    if resets:
+        return resets
     # a later TLS error shows the name resolved and TCP connected: earlier such errors are history
-    return _REACHED_TLS if hit.fact in _TLS_FACTS else frozenset()
+    return _REACHED_TLS if raw[1] in _TLS_FACTS else frozenset()
 
 
-def _superseded(found: list[Hit]) -> list[Hit]:
+def _superseded(found: list[tuple[_RawHit, str]]) -> list[tuple[_RawHit, str]]:
     """Drop problems that a later line of the same source supersedes."""
-    kept: list[Hit] = []
-    for index, hit in enumerate(found):
-        if hit.kind == PROBLEM and any(
-            later.source == hit.source and hit.fact in _resets(later)
-            for later in found[index + 1 :]
+    kept: list[tuple[_RawHit, str]] = []
+    for index, pair in enumerate(found):
+        raw = pair[0]
+        if raw[2] == PROBLEM and any(
+            later[0] == raw[0] and raw[1] in _resets(later) for later, _ in found[index + 1 :]
         ):
             continue
-        kept.append(hit)
+        kept.append(pair)
     return kept
 
 
 def scan(text: str, probe: str = "", default_source: str | None = None) -> list[Observation]:
     """Observations ``log.<source>.<fact>`` found in ``text`` (see the module docstring)."""
-    grouped: dict[tuple[str, str], list[Hit]] = {}
-    for hit in _superseded(hits(text, default_source)):
-        grouped.setdefault((hit.source, hit.fact), []).append(hit)
-    observations = []
-    for (source, fact), group in grouped.items():
-        observations.append(
-            Observation(
-                key=f"log.{source}.{fact}",
-                value=_combine(fact, group),
-                evidence=_evidence(group),
-                probe=probe,
-            )
+    grouped: dict[tuple[str, str], tuple[list[Any], list[str]]] = {}
+    for (source, fact, _kind, value, _resets), line in _superseded(
+        _line_hits(text, default_source)
+    ):
+        group = grouped.get((source, fact))
+        if group is None:
+            group = grouped[source, fact] = ([], [])
+        group[0].append(value)
+        group[1].append(line)
+    return [
+        Observation(
+            key=f"log.{source}.{fact}",
+            value=_combine(fact, values),
+            evidence=_evidence(lines),
+            probe=probe,
         )
-    return observations
+        for (source, fact), (values, lines) in grouped.items()
+    ]
 
 
-def _combine(fact: str, group: Iterable[Hit]) -> Any:
-    values = [hit.value for hit in group]
+def _combine(fact: str, values: list[Any]) -> Any:
     if fact in ("nameservers", "issuer"):
         return tuple(dict.fromkeys(values))
     if fact == "clock_wrong":
@@ -501,11 +540,11 @@ def _combine(fact: str, group: Iterable[Hit]) -> Any:
     return len(values)
 
 
-def _evidence(group: list[Hit]) -> tuple[str, ...]:
-    lines = list(dict.fromkeys(hit.line for hit in group))
-    if len(lines) > MAX_EVIDENCE:
-        lines = lines[:2] + lines[-(MAX_EVIDENCE - 2) :]
-    return tuple(lines)
+def _evidence(lines: list[str]) -> tuple[str, ...]:
+    unique = list(dict.fromkeys(lines))
+    if len(unique) > MAX_EVIDENCE:
+        unique = unique[:2] + unique[-(MAX_EVIDENCE - 2) :]
+    return tuple(unique)
 
 
 @lru_cache(maxsize=1)

@@ -92,3 +92,51 @@ def test_needle_index_tries_the_same_signatures_that_can_match() -> None:
             assert screened == every, variant
             matched.update(every)
     assert len(matched) >= 0.7 * len({sig.fact for sig in signatures.SIGNATURES})
+
+
+def _corpus_texts() -> list[str]:
+    texts = [
+        path.read_text(errors="replace")
+        for path in (ROOT / "tests/fixtures").rglob("*")
+        if path.is_file() and path.stat().st_size < 2_000_000
+    ]
+    if SEED.exists():
+        texts.append(SEED.read_text())
+    return texts
+
+
+def _line_by_line(text: str) -> list[tuple[str, str | None, str]]:
+    """The definition `split_lines` must keep: each kept line stripped, then its prefix."""
+    split = []
+    for line in signatures.normalise_lines(text):
+        stripped = line.strip()
+        prefix = signatures._PREFIX.match(stripped)
+        split.append((stripped, *(prefix.groups() if prefix else (None, stripped))))
+    return split
+
+
+AWKWARD = (
+    "Aug 19 10:12:34 dev openvpn[2632]: TLS Error: TLS handshake failed",
+    "  Aug  9 10:12:34.5 dev openvpn:   padded message\t \x1f",
+    "2026-11-25T16:50:40+0000 host-2 chronyd[894]:",
+    "2026-11-25 16:50:40,123Z host chronyd[x]: not a pid",
+    "Aug 19 10:12:34 host : no process",
+    "> > Aug 19 10:12:34 dev openvpn[1]: quoted twice",
+    ">",
+    "\u00a0Aug 19 10:12:34 dev os-config[7]: no-break space\u2003",
+    "line\rwith\x0bodd\x0cbreaks\x1cand\x85more\u2028end",
+    'resin-supervisor[1]: {\\"error\\": \\"x\\"}\\nsecond\\r\\nthird',
+    "",
+    "   ",
+)
+
+
+def test_split_lines_matches_the_line_by_line_definition() -> None:
+    texts = _corpus_texts()
+    texts += ["\n".join(AWKWARD), "\r\n".join(AWKWARD), *AWKWARD]
+    compared = 0
+    for text in texts:
+        expected = _line_by_line(text)
+        assert signatures.split_lines(text) == expected
+        compared += len(expected)
+    assert compared > 1000
