@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from operator import itemgetter
 from typing import Any
 
-from sqlalchemy import Boolean, Connection, Table, insert
+from sqlalchemy import Boolean, Connection, Float, Table, insert
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeEngine
 
@@ -86,8 +86,12 @@ def prepare(table: Table, columns: Sequence[str], dialect: Dialect) -> PreparedI
 
 def _processor(column_type: TypeEngine[Any], dialect: Dialect) -> Processor | None:
     """The bind conversion of one column; none for booleans, which both drivers take as Python
-    bools (SQLite stores True/False as 1/0, exactly what SQLAlchemy's conversion would send)."""
-    if isinstance(column_type, Boolean):
+    bools (SQLite stores True/False as 1/0, exactly what SQLAlchemy's conversion would send),
+    and none for floats, which both drivers take as they are (an integer lands as a float in
+    SQLite's REAL and PostgreSQL's double precision columns alike)."""
+    if isinstance(column_type, Boolean) or (
+        isinstance(column_type, Float) and not column_type.asdecimal
+    ):
         return None
     return column_type.dialect_impl(dialect).bind_processor(dialect)
 

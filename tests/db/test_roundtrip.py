@@ -180,3 +180,35 @@ def test_step_flags_are_stored_as_the_database_booleans(
         "missing": {"ip-route"},
     }
     assert tuple(raw) == (1, 0)  # SQLite's integers, PostgreSQL's booleans: both compare so
+
+
+def test_step_times_are_stored_as_floats(store: Store, db_url: str) -> None:
+    """Durations and arrival times go to the driver unconverted; an integer one still comes
+    back a float, and a missing one NULL."""
+    steps = (
+        StepOutput(name="whole", output="", exit_code=0, duration_s=2, received_at=1_700_000_000),
+        StepOutput(name="part", output="", exit_code=0, duration_s=0.25, received_at=None),
+    )
+    report = DeviceReport(uuid="u-times", name="times", reachable=True, steps=steps)
+    run_id = store.start_run(source="inventory", fleet=None, devices_total=1, options={})
+    store.save_reports(run_id, [report])
+    engine = create_engine(db_url)
+    try:
+        with engine.connect() as connection:
+            stored = connection.exec_driver_sql(
+                "SELECT name, duration_s, received_at FROM step_outputs ORDER BY position"
+            ).all()
+    finally:
+        engine.dispose()
+    assert [tuple(row) for row in stored] == [("whole", 2.0, 1_700_000_000.0), ("part", 0.25, None)]
+    assert all(
+        type(value) is float
+        for _, duration, arrival in stored
+        for value in (duration, arrival)
+        if value is not None
+    )
+    (loaded,) = store.load_reports(run_id)
+    assert [(s.duration_s, s.received_at) for s in loaded.steps] == [
+        (2.0, 1_700_000_000.0),
+        (0.25, None),
+    ]
