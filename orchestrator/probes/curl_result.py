@@ -24,8 +24,8 @@ The probes append ``WRITE_OUT`` so every curl step ends with a line
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 
+from orchestrator.frozen import frozen_record
 from orchestrator.models import StepOutput
 
 WRITE_OUT = r"\n%{http_code} %{remote_ip} %{time_connect} %{time_total}\n"
@@ -40,7 +40,7 @@ DNS_OUTCOMES = ("resolve", "resolve_timeout")
 BLOCKED_OUTCOMES = ("connect_timeout", "refused", "no_route")
 
 
-@dataclass(frozen=True)
+@frozen_record
 class CurlResult:
     """What one curl step showed."""
 
@@ -123,12 +123,17 @@ def parse_curl(out: StepOutput | None) -> CurlResult:
             time_connect = _float(match.group(3))
             body_end = index
             break
-    error_line = next((m.group(0) for m in map(_CURL_ERROR.search, lines) if m), None)
+    error_line: str | None = None
+    error_code: int | None = None
+    body_lines = lines[:body_end]
+    if "curl: (" in out.output:  # most steps carry no curl error: skip the per-line search
+        error_line = next((m.group(0) for m in map(_CURL_ERROR.search, lines) if m), None)
+        body_lines = [line for line in body_lines if not _CURL_ERROR.search(line)]
+    if error_line:
+        error_code = int(_CURL_ERROR.search(error_line).group(1))
     exit_code = out.exit_code
-    error_code = int(_CURL_ERROR.search(error_line).group(1)) if error_line else None
     if exit_code is None or (exit_code == 0 and error_code):
         exit_code = error_code
-    body_lines = [line for line in lines[:body_end] if not _CURL_ERROR.search(line)]
     body = "\n".join(body_lines).strip()
     if out.timed_out and not error_line:
         outcome = "timeout" if time_connect else "connect_timeout"
