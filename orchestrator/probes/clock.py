@@ -55,7 +55,7 @@ def build_steps(endpoints: Endpoints) -> tuple[Step, ...]:
 
 
 def _obs(key: str, value: object, *evidence: str) -> Observation:
-    return Observation(key, value, tuple(e for e in evidence if e), NAME)
+    return Observation(key, value, tuple(filter(None, evidence)), NAME)
 
 
 def _measured_offset(out: StepOutput | None, ctx: ProbeContext) -> list[Observation]:

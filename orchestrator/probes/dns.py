@@ -90,7 +90,7 @@ def lookup_result(text: str) -> str:
 
 
 def _obs(key: str, value: object, *evidence: str) -> Observation:
-    return Observation(key, value, tuple(e for e in evidence if e), NAME)
+    return Observation(key, value, tuple(filter(None, evidence)), NAME)
 
 
 def _first_line(out: StepOutput) -> str:
