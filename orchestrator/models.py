@@ -9,6 +9,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from orchestrator.frozen import frozen_record
+
 CATEGORIES: tuple[str, ...] = (
     "time",
     "dns",
@@ -79,7 +81,7 @@ class Route:
         return text
 
 
-@dataclass(frozen=True, slots=True)
+@frozen_record
 class StepOutput:
     """What one framed step of the probe script produced on the device."""
 
@@ -102,7 +104,7 @@ class StepOutput:
         return self.exit_code == 0 and not (self.timed_out or self.skipped or self.missing)
 
 
-@dataclass(frozen=True, slots=True)
+@frozen_record
 class Observation:
     """One measured fact about a device, with the raw lines it came from."""
 
@@ -112,7 +114,7 @@ class Observation:
     probe: str = ""
 
 
-@dataclass(frozen=True, slots=True)
+@frozen_record
 class Finding:
     """A diagnosed problem: stable code `category.name`, with evidence and a fix."""
 
@@ -137,7 +139,7 @@ class Finding:
         }
 
 
-@dataclass(frozen=True, slots=True)
+@frozen_record
 class NetworkKeys:
     """Keys that place a device on a network, for fleet-wide patterns."""
 
@@ -149,7 +151,7 @@ class NetworkKeys:
     labels: tuple[str, ...] = ()
 
 
-@dataclass(frozen=True, slots=True)
+@frozen_record
 class DeviceReport:
     """Everything one device's diagnosis produced; carries its own failure instead of raising."""
 

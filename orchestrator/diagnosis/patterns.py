@@ -16,6 +16,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 
 from orchestrator.diagnosis.stats import fisher_greater, fisher_mid_p_greater
+from orchestrator.frozen import frozen_record
 from orchestrator.models import CATEGORIES, Device, DeviceReport, Finding, NetworkFinding
 
 KIND_ORDER: tuple[str, ...] = ("lan", "public_address", "site", "label")
@@ -77,7 +78,7 @@ def network_keys(report: DeviceReport, device: Device | None) -> list[tuple[str,
     return keys
 
 
-@dataclass(frozen=True, slots=True)
+@frozen_record
 class _Member:
     """One device as the pattern finder sees it."""
 

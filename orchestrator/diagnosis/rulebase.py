@@ -4,15 +4,16 @@ explainers, and the step that turns candidates into findings with ``caused_by`` 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any
 
 from orchestrator.diagnosis.catalog import FACT_OUTCOMES, FINDINGS, OUTCOME_CAUSES
 from orchestrator.diagnosis.signatures import hits
+from orchestrator.frozen import frozen_record
 from orchestrator.models import Finding, Observation
 
 
-@dataclass(frozen=True, slots=True)
+@frozen_record
 class Candidate:
     """A proposed finding and the codes that would explain it, strongest first."""
 
