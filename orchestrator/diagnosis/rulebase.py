@@ -28,6 +28,12 @@ class Facts:
         self.by_key: dict[str, list[Observation]] = {}
         for obs in observations:
             self.by_key.setdefault(obs.key, []).append(obs)
+        self._logs: dict[str, list[tuple[str, list[Observation]]]] = {}
+        """``log.<source>.<fact>`` groups by fact, as (source, observations), in key order."""
+        for key, group in self.by_key.items():
+            parts = key.split(".")
+            if len(parts) >= 3 and parts[0] == "log":
+                self._logs.setdefault(parts[-1], []).append((parts[1], group))
 
     def value(self, key: str, default: Any = None) -> Any:
         found = self.by_key.get(key)
@@ -43,10 +49,8 @@ class Facts:
     def log(self, fact: str, sources: Sequence[str] | None = None) -> list[Observation]:
         return [
             obs
-            for key, group in self.by_key.items()
-            if key.startswith("log.")
-            and key.endswith("." + fact)
-            and (sources is None or key.split(".")[1] in sources)
+            for source, group in self._logs.get(fact, ())
+            if sources is None or source in sources
             for obs in group
         ]
 
