@@ -11,7 +11,7 @@ from orchestrator.store.db import (
     default_url,
     normalise_url,
 )
-from orchestrator.store.schema import RUN_STATUSES
+from orchestrator.store.tables import RUN_STATUSES
 
 __all__ = [
     "DEFAULT_MAX_STEP_OUTPUT_BYTES",

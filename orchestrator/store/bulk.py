@@ -19,10 +19,10 @@ from sqlalchemy import Connection, delete, insert, select
 from orchestrator.models import DeviceReport
 from orchestrator.store.convert import finding_values, result_values, step_values
 from orchestrator.store.fast_insert import insert_rows
-from orchestrator.store.schema import DeviceResult, FindingRow, StepOutputRow
+from orchestrator.store.tables import device_results, findings, step_outputs
 
-_RESULTS = DeviceResult.__table__
-_CHILDREN = ((StepOutputRow.__table__, "steps"), (FindingRow.__table__, "findings"))
+_RESULTS = device_results
+_CHILDREN = ((step_outputs, "steps"), (findings, "findings"))
 
 
 def save_results(

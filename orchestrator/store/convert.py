@@ -1,13 +1,13 @@
-"""Conversions between `orchestrator.models` dataclasses and ORM rows, and what gets scrubbed.
+"""Conversions between `orchestrator.models` dataclasses and stored rows, and what gets scrubbed.
 
-Pure functions: no sessions, no I/O. Loading is the exact inverse of saving except where a value
+Pure functions: no connections, no I/O. Loading is the exact inverse of saving except where a value
 cannot be stored as given: step output above the byte cap (cut and flagged `truncated`), NUL
 characters and lone surrogates in step output, errors and finding text (PostgreSQL text cannot
 hold them; they become U+FFFD), tuples and non-finite floats inside observation values (load as
 lists and strings) and naive datetimes (taken as UTC, load as aware UTC).
 
 A device's observations travel as one JSON document on its result row (the format is described
-in `orchestrator.store.schema`): `observations_document` builds it, `to_report` reads it back.
+in `orchestrator.store.tables`): `observations_document` builds it, `to_report` reads it back.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import math
 import re
 from collections.abc import Mapping
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from orchestrator.models import (
     DeviceReport,
@@ -27,11 +27,9 @@ from orchestrator.models import (
     RunSummary,
     StepOutput,
 )
-from orchestrator.store.schema import (
-    DeviceResult,
-    NetworkFindingRow,
-    Run,
-)
+
+if TYPE_CHECKING:
+    from orchestrator.store.schema import DeviceResult, NetworkFindingRow, Run
 
 SECRET_KEY_PARTS: tuple[str, ...] = ("token", "password", "secret", "apikey", "api_key")
 """An option whose key contains one of these (case-insensitive) is never stored."""
@@ -198,22 +196,22 @@ def filter_json(value: Any) -> Any:
     return str(value)
 
 
-def network_finding_row(run_id: int, position: int, finding: NetworkFinding) -> NetworkFindingRow:
-    """The ORM row for one network-wide finding."""
-    return NetworkFindingRow(
-        run_id=run_id,
-        position=position,
-        kind=finding.kind,
-        value=finding.value,
-        category=finding.category,
-        code=finding.code,
-        devices=list(finding.devices),
-        affected=finding.affected,
-        total=finding.total,
-        summary=finding.summary,
-        remediation=finding.remediation,
-        unreachable=finding.unreachable,
-    )
+def network_finding_values(run_id: int, position: int, finding: NetworkFinding) -> dict[str, Any]:
+    """The `network_findings` column values of one network-wide finding."""
+    return {
+        "run_id": run_id,
+        "position": position,
+        "kind": finding.kind,
+        "value": finding.value,
+        "category": finding.category,
+        "code": finding.code,
+        "devices": list(finding.devices),
+        "affected": finding.affected,
+        "total": finding.total,
+        "summary": finding.summary,
+        "remediation": finding.remediation,
+        "unreachable": finding.unreachable,
+    }
 
 
 def to_report(row: DeviceResult) -> DeviceReport:

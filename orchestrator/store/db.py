@@ -1,7 +1,9 @@
 """The `Store`: opening a database, migrating it, and every read and write of runs.
 
 SQLite (the default, a file in the user data dir) is brought to the newest revision on open: a
-new file is created straight from the models, an older one migrated by Alembic. PostgreSQL is
+new file is created straight from the tables, an older one migrated by Alembic. What a sweep
+writes goes through SQLAlchemy Core (`bulk`, `runs`); only reads import the ORM, with the
+queries that use it (`queries`, `history`). PostgreSQL is
 migrated only by `orch db upgrade` (`Store.open(url, require_head=False).upgrade()`).
 Every SQLAlchemy or Alembic failure leaves this module as a one-line `StoreError` whose text never
 contains the database password.
@@ -17,28 +19,25 @@ from collections.abc import Iterator, Sequence
 from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import platformdirs
-from sqlalchemy import Engine, create_engine, delete, event, inspect, update
+from sqlalchemy import Connection, Engine, create_engine, event, inspect
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError, SQLAlchemyError
-from sqlalchemy.orm import Session
 
 from orchestrator.errors import StoreError
-from orchestrator.history_models import (
-    DeviceHistory,
-    PatternReport,
-    PruneResult,
-    RunDiff,
-    diff_devices,
-    diff_networks,
-)
 from orchestrator.models import DeviceReport, NetworkFinding, RunSummary
-from orchestrator.store import bulk, history, queries
-from orchestrator.store.convert import filter_secrets, network_finding_row, to_summary
+from orchestrator.store import bulk, runs, tables
+from orchestrator.store.convert import filter_secrets, to_summary
 from orchestrator.store.revisions import create_at_head, database_revision, shipped_head
-from orchestrator.store.schema import RUN_STATUSES, Base, DeviceResult, NetworkFindingRow, Run
+from orchestrator.store.tables import RUN_STATUSES
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
+    from orchestrator.history_models import DeviceHistory, PatternReport, PruneResult, RunDiff
+    from orchestrator.store.schema import Run
 
 DEFAULT_MAX_STEP_OUTPUT_BYTES = 64 * 1024
 PG_CONNECT_TIMEOUT_S = 10
@@ -166,7 +165,7 @@ class Store:
         with self._translated(), self._engine.connect() as connection:
             connection.exec_driver_sql("BEGIN IMMEDIATE")
             if not inspect(connection).get_table_names():
-                create_at_head(connection, Base.metadata, self.head_revision())
+                create_at_head(connection, tables.metadata, self.head_revision())
             connection.commit()
 
     def current_revision(self) -> str | None:
@@ -208,81 +207,71 @@ class Store:
         self, *, source: str, fleet: str | None, devices_total: int, options: dict[str, Any]
     ) -> int:
         """Record a new `running` run on this host and process; returns its id."""
-        run = Run(
-            status="running",
-            started_at=_now(),
-            finished_at=None,
-            source=source,
-            fleet=fleet,
-            devices_total=devices_total,
-            devices_reached=0,
-            devices_with_problems=0,
-            options=filter_secrets(options),
-            host=socket.gethostname(),
-            pid=os.getpid(),
-            orch_version=_orch_version(),
-        )
-        with self._session() as session:
-            session.add(run)
-            session.flush()
-            return run.id
+        values = {
+            "status": "running",
+            "started_at": _now(),
+            "finished_at": None,
+            "source": source,
+            "fleet": fleet,
+            "devices_total": devices_total,
+            "devices_reached": 0,
+            "devices_with_problems": 0,
+            "options": filter_secrets(options),
+            "host": socket.gethostname(),
+            "pid": os.getpid(),
+            "orch_version": _orch_version(),
+        }
+        with self._transaction() as connection:
+            return runs.insert_run(connection, values)
 
     def save_reports(self, run_id: int, reports: Sequence[DeviceReport]) -> None:
         """Store device reports in one transaction, replacing earlier ones of the same devices."""
         latest = {report.uuid: report for report in reports}
         if not latest:
             return
-        with self._session() as session:
-            run = self._run(session, run_id)
+        with self._transaction() as connection:
+            run = self._run_row(connection, run_id)
             bulk.save_results(
-                session.connection(), run_id, list(latest.values()), self._max_step_output_bytes
+                connection, run_id, list(latest.values()), self._max_step_output_bytes
             )
-            queries.upsert_devices(session, run.fleet, latest.values())
+            runs.upsert_devices(connection, run.fleet, latest.values())
 
     def set_devices_total(self, run_id: int, total: int) -> None:
         """Correct the number of devices a run covers (known only after listing the fleet)."""
-        with self._session() as session:
-            self._run(session, run_id).devices_total = total
+        with self._transaction() as connection:
+            self._run_row(connection, run_id)
+            runs.set_devices_total(connection, run_id, total)
 
     def set_network_causes(self, run_id: int, causes: dict[str, str]) -> None:
         """Record, per device uuid, that a network-wide finding explains its problem."""
         if not causes:
             return
-        with self._session() as session:
-            self._run(session, run_id)
-            for uuid, cause in causes.items():
-                session.execute(
-                    update(DeviceResult)
-                    .where(DeviceResult.run_id == run_id, DeviceResult.device_uuid == uuid)
-                    .values(network_cause=cause)
-                )
+        with self._transaction() as connection:
+            self._run_row(connection, run_id)
+            runs.set_network_causes(connection, run_id, causes)
 
     def save_network_findings(self, run_id: int, findings: Sequence[NetworkFinding]) -> None:
         """Replace the run's network-wide findings with `findings`."""
-        with self._session() as session:
-            self._run(session, run_id)
-            session.execute(delete(NetworkFindingRow).where(NetworkFindingRow.run_id == run_id))
-            session.add_all(
-                network_finding_row(run_id, position, finding)
-                for position, finding in enumerate(findings)
-            )
+        with self._transaction() as connection:
+            self._run_row(connection, run_id)
+            runs.replace_network_findings(connection, run_id, findings)
 
     def finish_run(self, run_id: int, status: str) -> RunSummary:
         """Close a run with `status`, counting reached and problem devices from stored results."""
         if status not in RUN_STATUSES:
             raise ValueError(f"run status must be one of {', '.join(RUN_STATUSES)}, not {status!r}")
-        with self._session() as session:
-            run = self._run(session, run_id)
-            queries.close_run(session, run, status)
-            return to_summary(run)
+        with self._transaction() as connection:
+            self._run_row(connection, run_id)
+            runs.close_run(connection, run_id, status)
+            return to_summary(self._run_row(connection, run_id))
 
     def recover_orphans(self) -> list[int]:
         """Mark `interrupted` the runs of this host still `running` whose process is gone."""
         recovered: list[int] = []
-        with self._session() as session:
-            for run in queries.running_runs_on_host(session, socket.gethostname()):
+        with self._transaction() as connection:
+            for run in runs.running_on_host(connection, socket.gethostname()):
                 if not _process_alive(run.pid, run.started_at):
-                    queries.close_run(session, run, "interrupted")
+                    runs.close_run(connection, run.id, "interrupted")
                     recovered.append(run.id)
         return recovered
 
@@ -290,6 +279,8 @@ class Store:
 
     def get_run(self, run_id: int) -> RunSummary:
         """One run; raises `RunNotFoundError` when there is none with this id."""
+        from orchestrator.store import queries
+
         with self._session() as session:
             summary = queries.get_run(session, run_id)
         if summary is None:
@@ -298,6 +289,8 @@ class Store:
 
     def latest_run_id(self) -> int | None:
         """The most recently started run, if any."""
+        from orchestrator.store import queries
+
         with self._session() as session:
             return queries.latest_run_id(session)
 
@@ -310,17 +303,23 @@ class Store:
         limit: int = 50,
     ) -> list[RunSummary]:
         """Runs, newest first, optionally filtered by fleet, status and start time."""
+        from orchestrator.store import queries
+
         with self._session() as session:
             return queries.list_runs(session, fleet=fleet, status=status, since=since, limit=limit)
 
     def load_reports(self, run_id: int) -> list[DeviceReport]:
         """Every stored device report of a run, as saved."""
+        from orchestrator.store import queries
+
         with self._session() as session:
             self._run(session, run_id)
             return queries.load_reports(session, run_id)
 
     def load_network_findings(self, run_id: int) -> list[NetworkFinding]:
         """The network-wide findings of a run."""
+        from orchestrator.store import queries
+
         with self._session() as session:
             self._run(session, run_id)
             return queries.load_network_findings(session, run_id)
@@ -336,6 +335,8 @@ class Store:
         limit: int = 100,
     ) -> DeviceHistory:
         """A device's results (uuid, 7+ char uuid prefix or name), newest first, changes marked."""
+        from orchestrator.store import history
+
         with self._session() as session:
             identity = history.resolve_device(session, device)
             return history.device_history(
@@ -347,6 +348,8 @@ class Store:
     ) -> PatternReport:
         """A run's network findings (default: the latest run, of `fleet` if given) with status
         new/ongoing/resolved against the previous completed run, and first/last seen."""
+        from orchestrator.store import history
+
         with self._session() as session:
             if run_id is None:
                 run = history.latest_run(session, fleet)
@@ -358,6 +361,10 @@ class Store:
 
     def diff_runs(self, before: int, after: int) -> RunDiff:
         """Devices and networks that got worse or better from run `before` to run `after`."""
+
+        from orchestrator.history_models import RunDiff, diff_devices, diff_networks
+        from orchestrator.store import history, queries
+
         with self._session() as session:
             old_run, new_run = queries.get_run(session, before), queries.get_run(session, after)
             if old_run is None or new_run is None:
@@ -381,6 +388,8 @@ class Store:
         reachable: bool | None = None,
     ) -> list[DeviceReport]:
         """A run's device reports filtered by finding category (above info), code, reachability."""
+        from orchestrator.store import history
+
         with self._session() as session:
             self._run(session, run_id)
             return history.load_reports_where(
@@ -391,6 +400,8 @@ class Store:
         """Remove raw step outputs and observations (or, `whole_runs`, whole runs) of runs
         started before `older_than`; says what went (`observations`: how many device results
         lost their observations)."""
+        from orchestrator.store import queries
+
         with self._session() as session:
             return queries.prune(session, older_than, whole_runs=whole_runs)
 
@@ -398,20 +409,40 @@ class Store:
 
     @staticmethod
     def _run(session: Session, run_id: int) -> Run:
+        from orchestrator.store.schema import Run
+
         run = session.get(Run, run_id)
+        if run is None:
+            raise _not_found(run_id)
+        return run
+
+    @staticmethod
+    def _run_row(connection: Connection, run_id: int) -> Any:
+        run = runs.get_run(connection, run_id)
         if run is None:
             raise _not_found(run_id)
         return run
 
     @contextlib.contextmanager
     def _session(self) -> Iterator[Session]:
-        """A session in one transaction, committed on success; errors become `StoreError`."""
+        """An ORM session in one transaction, committed on success; errors become `StoreError`.
+
+        For reads: the ORM is imported here, on the first one, never by a sweep's writes."""
+        from sqlalchemy.orm import Session
+
         with (
             self._translated(),
             Session(self._engine, expire_on_commit=False) as session,
             session.begin(),
         ):
             yield session
+
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[Connection]:
+        """A Core connection in one transaction, committed on success; errors become
+        `StoreError`."""
+        with self._translated(), self._engine.begin() as connection:
+            yield connection
 
     @contextlib.contextmanager
     def _translated(self) -> Iterator[None]:

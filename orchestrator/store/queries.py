@@ -1,4 +1,4 @@
-"""Queries over stored runs, each served by an index of `schema`, and the few multi-row writes.
+"""Queries over stored runs, each served by an index of `tables`, and pruning.
 
 Functions take an open SQLAlchemy `Session` and return `orchestrator.models` dataclasses (or
 plain values); the `Store` in `db.py` owns sessions and error translation.
@@ -6,20 +6,18 @@ plain values); the `Store` in `db.py` owns sessions and error translation.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from datetime import datetime, timezone
-from importlib import import_module
 from typing import Any
 
-from sqlalchemy import Select, and_, delete, exists, func, null, select, update
+from sqlalchemy import Select, and_, delete, func, null, select, update
 from sqlalchemy.orm import Session, selectinload
 
 from orchestrator.history_models import PruneResult
 from orchestrator.models import DeviceReport, NetworkFinding, RunSummary
+from orchestrator.store import runs
 from orchestrator.store.convert import to_network_finding, to_report, to_summary
 from orchestrator.store.schema import (
     DeviceResult,
-    DeviceRow,
     FindingRow,
     NetworkFindingRow,
     Run,
@@ -35,18 +33,8 @@ def as_utc(moment: datetime) -> datetime:
 
 
 def run_counts(session: Session, run_id: int) -> tuple[int, int]:
-    """(devices reached, devices with problems) from the stored results of one run.
-
-    A device has problems when it was not reached or has a finding above `info`, the same rule
-    as `DeviceReport.healthy`.
-    """
-    has_problem_finding = exists().where(
-        and_(FindingRow.result_id == DeviceResult.id, FindingRow.severity != "info")
-    )
-    reached = func.count().filter(DeviceResult.reachable)
-    problems = func.count().filter(~DeviceResult.reachable | has_problem_finding)
-    row = session.execute(select(reached, problems).where(DeviceResult.run_id == run_id)).one()
-    return int(row[0]), int(row[1])
+    """(devices reached, devices with problems) from the stored results of one run."""
+    return runs.run_counts(session.connection(), run_id)
 
 
 def get_run(session: Session, run_id: int) -> RunSummary | None:
@@ -111,57 +99,6 @@ def load_network_findings(session: Session, run_id: int) -> list[NetworkFinding]
         .order_by(NetworkFindingRow.position)
     )
     return [to_network_finding(row) for row in session.scalars(query)]
-
-
-def running_runs_on_host(session: Session, host: str) -> list[Run]:
-    """Runs still marked `running` that were started on `host`."""
-    query = select(Run).where(Run.status == "running", Run.host == host).order_by(Run.id)
-    return list(session.scalars(query))
-
-
-def close_run(session: Session, run: Run, status: str) -> None:
-    """Give a run its final status, end time and counts from its stored results."""
-    reached, problems = run_counts(session, run.id)
-    run.status = status
-    run.finished_at = datetime.now(timezone.utc)
-    run.devices_reached = reached
-    run.devices_with_problems = problems
-
-
-def upsert_devices(session: Session, fleet: str | None, reports: Iterable[DeviceReport]) -> None:
-    """Insert or refresh the latest identity of each reported device."""
-    rows = []
-    for report in reports:
-        seen = report.finished_at or report.started_at or datetime.now(timezone.utc)
-        rows.append(
-            {
-                "uuid": report.uuid,
-                "name": report.name,
-                "fleet": fleet,
-                "site": report.network.site,
-                "labels": list(report.network.labels),
-                "public_address": report.network.public_address,
-                "first_seen_at": seen,
-                "last_seen_at": seen,
-            }
-        )
-    connection = session.connection()
-    # only the dialect in use is imported (PostgreSQL's costs 30 ms of every SQLite start-up)
-    backend = "postgresql" if connection.dialect.name == "postgresql" else "sqlite"
-    dialect = import_module(f"sqlalchemy.dialects.{backend}")
-    table = DeviceRow.__table__
-    statement = dialect.insert(table)
-    newer = statement.excluded.last_seen_at >= table.c.last_seen_at
-    statement = statement.on_conflict_do_update(
-        index_elements=[table.c.uuid],
-        set_={
-            name: statement.excluded[name]
-            for name in ("name", "fleet", "site", "labels", "public_address", "last_seen_at")
-        },
-        where=newer,
-    )
-    # Core, not the ORM's bulk path: nothing here needs ORM objects back
-    connection.execute(statement, rows)
 
 
 def prune(session: Session, cutoff: datetime, *, whole_runs: bool) -> PruneResult:
