@@ -1,12 +1,13 @@
 """Many-row INSERTs handed to the database driver as plain rows, prepared once per table.
 
 SQLAlchemy's executemany builds and processes one parameter set per row through the compiler;
-for the dozens of step outputs each device stores, that was most of the storage CPU of a sweep. Here the INSERT is compiled once per (dialect, table, columns), each
-column's bind processor (JSON serialisation, the UTC datetime conversion, the dialect's own
-conversions) is looked up once, and the rows go to ``exec_driver_sql`` as tuples or dicts in the
-driver's parameter style, in the caller's transaction. The SQL and conversions are SQLAlchemy's
-own (booleans go as they are), so what lands in the database is what SQLAlchemy's own INSERT
-would have written.
+for the dozens of step outputs each device stores, that was most of the storage CPU of a sweep.
+Here the INSERT is compiled once per (dialect, table, columns), each column's bind processor
+(JSON serialisation, the UTC datetime conversion, the dialect's own conversions) is looked up
+once, and the rows go to ``exec_driver_sql`` as tuples or dicts in the driver's parameter style,
+in the caller's transaction. The SQL and conversions are SQLAlchemy's own, except that SQLite's
+booleans become 1/0 and floats go as they are without a Python function per value, so what lands
+in the database is what SQLAlchemy's own INSERT would have written.
 """
 
 from __future__ import annotations
@@ -84,14 +85,19 @@ def prepare(table: Table, columns: Sequence[str], dialect: Dialect) -> PreparedI
     return prepared
 
 
+_SQLITE_BOOLEAN: Processor = {True: 1, False: 0, None: None}.__getitem__
+"""What SQLAlchemy sends SQLite for a boolean (1/0), by one C call. Python's sqlite3 module
+binds a bool only after a failed adapter lookup (two exceptions raised and dropped), which costs
+three times an int; psycopg takes Python bools as they are."""
+
+
 def _processor(column_type: TypeEngine[Any], dialect: Dialect) -> Processor | None:
-    """The bind conversion of one column; none for booleans, which both drivers take as Python
-    bools (SQLite stores True/False as 1/0, exactly what SQLAlchemy's conversion would send),
-    and none for floats, which both drivers take as they are (an integer lands as a float in
-    SQLite's REAL and PostgreSQL's double precision columns alike)."""
-    if isinstance(column_type, Boolean) or (
-        isinstance(column_type, Float) and not column_type.asdecimal
-    ):
+    """The bind conversion of one column: booleans as above, none for floats, which both
+    drivers take as they are (an integer lands as a float in SQLite's REAL and PostgreSQL's
+    double precision columns alike), SQLAlchemy's own for everything else."""
+    if isinstance(column_type, Boolean):
+        return _SQLITE_BOOLEAN if dialect.name == "sqlite" else None
+    if isinstance(column_type, Float) and not column_type.asdecimal:
         return None
     return column_type.dialect_impl(dialect).bind_processor(dialect)
 
