@@ -88,8 +88,10 @@ def parse(steps: Mapping[str, StepOutput], ctx: ProbeContext) -> list[Observatio
             found.append(Observation("tls.api_issuers", issuers, evidence, NAME))
         if code is not None:
             found.append(Observation("tls.api_verify_code", code, evidence, NAME))
-        connect = next(filter(None, (p.search(chain.output) for p in _CONNECT_ERRORS)), None)
-        if not issuers and connect:
+        connect = None
+        if not issuers:  # no chain arrived: say why the connection failed
+            connect = next(filter(None, (p.search(chain.output) for p in _CONNECT_ERRORS)), None)
+        if connect:
             found.append(
                 Observation("tls.api_connect_error", connect.group(0), (connect.group(0),), NAME)
             )
