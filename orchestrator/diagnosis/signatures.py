@@ -192,10 +192,12 @@ SIGNATURES: tuple[Signature, ...] = (
     _sig("curl_error", r"curl: \((\d+)\) (.*)", source="curl"),
 )
 
+# ASCII digits: journald and syslog timestamps have no others
 _PREFIX_BODY = (
-    r"(?:[A-Z][a-z]{2}\s+\d{1,2}\s+\d\d:\d\d:\d\d(?:\.\d+)?"
-    r"|\d{4}-\d\d-\d\d[T ]\d\d:\d\d:\d\d(?:[.,]\d+)?(?:Z|[+-]\d\d:?\d\d)?)"
-    r"\s+\S+\s+([A-Za-z][\w.@-]*)(?:\[\d+\])?:\s?"
+    r"(?:[A-Z][a-z]{2}\s+[0-9]{1,2}\s+[0-9][0-9]:[0-9][0-9]:[0-9][0-9](?:\.[0-9]+)?"
+    r"|[0-9]{4}-[0-9][0-9]-[0-9][0-9][T ][0-9][0-9]:[0-9][0-9]:[0-9][0-9](?:[.,][0-9]+)?"
+    r"(?:Z|[+-][0-9][0-9]:?[0-9][0-9])?)"
+    r"\s+\S+\s+([A-Za-z][\w.@-]*)(?:\[[0-9]+\])?:\s?"
 )
 _PREFIX = re.compile(f"^{_PREFIX_BODY}(.*)$")
 """A journal prefix on one stripped line: (process, message)."""
@@ -373,14 +375,19 @@ def split_lines(text: str) -> list[tuple[str, str | None, str]]:
     One pass of the regex engine over the whole text, not a match per line: journals are the
     bulk of what devices send.
     """
+    return [
+        (line, process or None, message)
+        for line, process, message in _LINE.findall(_joined_lines(text))
+        if line
+    ]
+
+
+def _joined_lines(text: str) -> str:
+    """``text`` unescaped and unquoted, its lines joined by ``\\n`` alone (what ``_LINE`` reads)."""
     text = _unescape(text)
     if ">" in text:
-        joined = "\n".join(_QUOTE.sub("", raw) for raw in text.splitlines())
-    else:
-        joined = "\n".join(text.splitlines())
-    return [
-        (line, process or None, message) for line, process, message in _LINE.findall(joined) if line
-    ]
+        return "\n".join(_QUOTE.sub("", raw) for raw in text.splitlines())
+    return "\n".join(text.splitlines())
 
 
 def _source_of(process: str | None, message: str) -> str:
@@ -426,9 +433,10 @@ _RawHit = tuple[str, str, str, Any, "frozenset[str] | None"]
 def _line_hits(text: str, default_source: str | None) -> list[tuple[_RawHit, str]]:
     """``hits`` as plain (hit, line) pairs: scan makes many of them per journal."""
     found: list[tuple[_RawHit, str]] = []
-    for line, process, message in split_lines(text):
-        for raw in _message_hits(message, process, default_source):
-            found.append((raw, line))
+    for line, process, message in _LINE.findall(_joined_lines(text)):  # as split_lines
+        if line:
+            for raw in _message_hits(message, process or None, default_source):
+                found.append((raw, line))
     return found
 
 

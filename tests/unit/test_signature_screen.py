@@ -140,3 +140,18 @@ def test_split_lines_matches_the_line_by_line_definition() -> None:
         assert signatures.split_lines(text) == expected
         compared += len(expected)
     assert compared > 1000
+
+
+def test_hits_follow_the_line_split() -> None:
+    """`hits` reads lines as `split_lines` defines them (it splits without building that list)."""
+    for text in [*_corpus_texts(), "\n".join(AWKWARD)]:
+        expected = [
+            (line, raw)
+            for line, process, message in _line_by_line(text)
+            for raw in signatures._message_hits(message, process, "dns")
+        ]
+        found = [
+            (hit.line, (hit.source, hit.fact, hit.kind, hit.value, hit.resets))
+            for hit in signatures.hits(text, "dns")
+        ]
+        assert found == expected
