@@ -50,6 +50,12 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--reps", type=int, default=1)
     parser.add_argument("--fleet-procs", type=int, default=2)
     parser.add_argument("--profile", metavar="DIR", help="also run orch under py-spy into DIR")
+    parser.add_argument(
+        "--instructions",
+        action="store_true",
+        help="also run orch once under valgrind (cachegrind) and report the instructions it "
+        "executed: steady where CPU seconds are not (use a small --concurrency, e.g. 20)",
+    )
     parser.add_argument("--json-out", help="write all measurements here")
     parser.add_argument("--no-netns", action="store_true", help="run in the current namespace")
     parser.add_argument("--keep", action="store_true", help="keep the work directory")
@@ -328,6 +334,8 @@ def run_size(
             print_row(rows[-1])
         if args.profile:
             profile(orch_argv, size_dir, Path(args.profile), n, args.route, env)
+        if args.instructions:
+            count_instructions(orch_argv, size_dir, n, env)
     finally:
         fleet_cpu = stop_fleet(fleet)
     for r in rows:
@@ -389,6 +397,44 @@ def print_row(r: dict) -> None:
         f"wall x{r['wall_ratio']}",
         flush=True,
     )
+
+
+def count_instructions(argv: list[str], size_dir: Path, n: int, env: dict) -> None:
+    """Run orch once more under cachegrind and print how many instructions it executed.
+
+    Instruction counts barely move between runs on a noisy machine, so two versions of orch
+    compare at a glance; run sizes 1 and N to split start-up from the per-device cost. (The
+    client runs some 50x slower, so reads and batches grow: compare versions, not machines.)
+    """
+    valgrind = shutil.which("valgrind")
+    if valgrind is None:
+        print("  valgrind not installed: no instruction count", file=sys.stderr)
+        return
+    log = size_dir / "cachegrind.log"
+    db_argv = [
+        a if not a.startswith("sqlite:///") else f"sqlite:///{size_dir}/instructions.db"
+        for a in argv
+    ]
+    subprocess.run(
+        [
+            valgrind,
+            "--tool=cachegrind",
+            "--cache-sim=no",
+            "--cachegrind-out-file=/dev/null",
+            f"--log-file={log}",
+            *db_argv,
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env={**env, "PYTHONHASHSEED": "0"},
+        check=False,
+    )
+    refs = [line for line in log.read_text().splitlines() if "I   refs:" in line]
+    if not refs:
+        print(f"  no instruction count (see {log})", file=sys.stderr)
+        return
+    total = int(refs[-1].split(":")[-1].replace(",", ""))
+    print(f"  orch instructions: {total / 1e9:.3f} G ({total / 1e6 / n:.2f} M per device)")
 
 
 def profile(argv: list[str], size_dir: Path, out_dir: Path, n: int, route: str, env: dict) -> None:
