@@ -29,6 +29,8 @@ from orchestrator.models import (
 )
 
 if TYPE_CHECKING:
+    from sqlalchemy import Row
+
     from orchestrator.store.schema import DeviceResult, NetworkFindingRow, Run
 
 SECRET_KEY_PARTS: tuple[str, ...] = ("token", "password", "secret", "apikey", "api_key")
@@ -294,9 +296,10 @@ def to_network_finding(row: NetworkFindingRow) -> NetworkFinding:
 
 
 def to_summary(
-    row: Run, *, reached: int | None = None, with_problems: int | None = None
+    row: Run | Row[Any], *, reached: int | None = None, with_problems: int | None = None
 ) -> RunSummary:
-    """The dataclass for a stored run; counts may be overridden with live values."""
+    """The dataclass for a stored run (an ORM `Run` or a Core row of `runs`); counts may be
+    overridden with live values."""
     started: datetime = row.started_at
     return RunSummary(
         id=row.id,

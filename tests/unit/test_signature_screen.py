@@ -10,7 +10,7 @@ ROOT = Path(__file__).resolve().parents[2]
 SEED = Path("/work/shared/seed/network-debugging.md")
 
 
-def _corpus_lines() -> list[str]:
+def _corpus_texts() -> list[str]:
     texts = [
         path.read_text(errors="replace")
         for path in (ROOT / "tests/fixtures").rglob("*")
@@ -18,7 +18,11 @@ def _corpus_lines() -> list[str]:
     ]
     if SEED.exists():
         texts.append(SEED.read_text())
-    return [line for text in texts for line in signatures.normalise_lines(text)]
+    return texts
+
+
+def _corpus_lines() -> list[str]:
+    return [line for text in _corpus_texts() for line in signatures.normalise_lines(text)]
 
 
 def _matches_any(line: str) -> bool:
@@ -92,17 +96,6 @@ def test_needle_index_tries_the_same_signatures_that_can_match() -> None:
             assert screened == every, variant
             matched.update(every)
     assert len(matched) >= 0.7 * len({sig.fact for sig in signatures.SIGNATURES})
-
-
-def _corpus_texts() -> list[str]:
-    texts = [
-        path.read_text(errors="replace")
-        for path in (ROOT / "tests/fixtures").rglob("*")
-        if path.is_file() and path.stat().st_size < 2_000_000
-    ]
-    if SEED.exists():
-        texts.append(SEED.read_text())
-    return texts
 
 
 def _line_by_line(text: str) -> list[tuple[str, str | None, str]]:
