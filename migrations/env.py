@@ -16,10 +16,10 @@ from sqlalchemy import Connection, create_engine
 from sqlalchemy.pool import NullPool
 
 from orchestrator.store.db import normalise_url
-from orchestrator.store.schema import Base
+from orchestrator.store.tables import metadata
 
 config = context.config
-target_metadata = Base.metadata
+target_metadata = metadata
 
 if config.config_file_name is not None and config.file_config.has_section("loggers"):
     fileConfig(config.config_file_name, disable_existing_loggers=False)

@@ -1,7 +1,7 @@
 """Initial schema: runs, devices, device results, step outputs, observations, findings, network
 findings.
 
-Hand-checked against orchestrator/store/schema.py (tests/db/test_migrations.py compares them on
+Hand-checked against orchestrator/store/tables.py (tests/db/test_migrations.py compares them on
 SQLite and PostgreSQL). Datetimes are `timestamp with time zone`, JSON columns portable `JSON`.
 
 Revision ID: 0001

@@ -2,7 +2,7 @@
 
 `device_results.observations` holds ``{"key": [...], "value": [...], "evidence": [...],
 "probe": [...]}``, four arrays in the order of the old `position` column (format:
-orchestrator/store/schema.py); NULL when a result has none. The
+orchestrator/store/tables.py); NULL when a result has none. The
 upgrade moves existing rows into documents and drops the `observations` table; the downgrade
 recreates the table from the documents. Both walk results in chunks of ids, so a large database
 is never held in memory at once. Works on SQLite (>= 3.35 for DROP COLUMN) and PostgreSQL.
