@@ -4,7 +4,7 @@ A frozen dataclass's generated ``__init__`` stores each field with ``object.__se
 which makes building one about six times as slow as a plain slotted instance. orch builds some
 115 per device (step outputs, observations, findings, curl results), so the records here fill
 each slot through the slot's own descriptor instead: the same signature, defaults and default
-factories, and the same frozen instances, for about 60 % of the cost.
+factories, and the same frozen instances, for about a third of the cost.
 """
 
 from __future__ import annotations

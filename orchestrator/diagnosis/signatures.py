@@ -18,7 +18,7 @@ a later ``Reported current state to the cloud`` are history, and so on.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, NamedTuple
@@ -199,15 +199,14 @@ _PREFIX_BODY = (
     r"(?:Z|[+-][0-9][0-9]:?[0-9][0-9])?)"
     r"\s+\S+\s+([A-Za-z][\w.@-]*)(?:\[[0-9]+\])?:\s?"
 )
-_PREFIX = re.compile(f"^{_PREFIX_BODY}(.*)$")
-"""A journal prefix on one stripped line: (process, message)."""
+"""A journal prefix (timestamp, host, process[pid]:), capturing the process."""
 _LINE = re.compile(
     r"^[^\S\n]*((?:" + _PREFIX_BODY.replace(r"\s", r"[^\S\n]") + r")?(.*\S)?)[^\S\n]*$",
     re.MULTILINE,
 )
-"""Each line of newline-joined lines, as (stripped line, process or "", message): the same
-split as ``_PREFIX`` on the stripped line (``\\s`` is whitespace but the newline, so no match
-leaves its line)."""
+"""Each line of newline-joined lines, as (stripped line, process or "", message): the prefix,
+when the stripped line starts with one, and the rest (``\\s`` is whitespace but the newline, so
+no match leaves its line)."""
 _JSON_ERROR = re.compile(r'"error"\s*:\s*"([^"]*)"')
 _QUOTE = re.compile(r"^(?:\s*>)+\s?")
 _ISSUER_DEPTH = re.compile(r"^depth=(\d+)\s+(.*)$")
@@ -356,30 +355,17 @@ def _unescape(text: str) -> str:
     return text.replace("\\r\\n", "\n").replace("\\n", "\n").replace('\\"', '"')
 
 
-def normalise_lines(text: str) -> list[str]:
-    """Split text into lines, unescaping JSON-escaped traces and stripping `> ` quoting."""
-    text = _unescape(text)
-    lines = []
-    quoted = ">" in text
-    for raw in text.splitlines():
-        line = (_QUOTE.sub("", raw) if quoted else raw).rstrip()
-        if line.strip():
-            lines.append(line)
-    return lines
-
-
-def split_lines(text: str) -> list[tuple[str, str | None, str]]:
-    """(stripped line, process, message) for each line ``normalise_lines`` keeps, the journal
-    prefix (``_PREFIX``) taken apart; a line without one is its own message.
+def split_lines(text: str) -> Iterator[tuple[str, str | None, str]]:
+    """(stripped line, process, message) for each non-blank line of ``text``, JSON-escaped
+    traces unescaped and `> ` quoting stripped; a line without a journal prefix is its own
+    message.
 
     One pass of the regex engine over the whole text, not a match per line: journals are the
     bulk of what devices send.
     """
-    return [
-        (line, process or None, message)
-        for line, process, message in _LINE.findall(_joined_lines(text))
-        if line
-    ]
+    for line, process, message in _LINE.findall(_joined_lines(text)):
+        if line:
+            yield line, process or None, message
 
 
 def _joined_lines(text: str) -> str:
@@ -433,10 +419,9 @@ _RawHit = tuple[str, str, str, Any, "frozenset[str] | None"]
 def _line_hits(text: str, default_source: str | None) -> list[tuple[_RawHit, str]]:
     """``hits`` as plain (hit, line) pairs: scan makes many of them per journal."""
     found: list[tuple[_RawHit, str]] = []
-    for line, process, message in _LINE.findall(_joined_lines(text)):  # as split_lines
-        if line:
-            for raw in _message_hits(message, process or None, default_source):
-                found.append((raw, line))
+    for line, process, message in split_lines(text):
+        for raw in _message_hits(message, process, default_source):
+            found.append((raw, line))
     return found
 
 

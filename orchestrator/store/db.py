@@ -157,7 +157,7 @@ class Store:
         return self.head_revision()
 
     def _create_if_empty(self) -> None:
-        """Give an empty SQLite database the newest schema straight from the models.
+        """Give an empty SQLite database the newest schema straight from the tables.
 
         Taken under SQLite's write lock, so two orch processes opening one new file do not
         both create it; a database with any table in it is left to `upgrade`.
@@ -261,9 +261,8 @@ class Store:
         if status not in RUN_STATUSES:
             raise ValueError(f"run status must be one of {', '.join(RUN_STATUSES)}, not {status!r}")
         with self._transaction() as connection:
-            self._run_row(connection, run_id)
             runs.close_run(connection, run_id, status)
-            return to_summary(self._run_row(connection, run_id))
+            return to_summary(self._run_row(connection, run_id))  # no such run: rolled back
 
     def recover_orphans(self) -> list[int]:
         """Mark `interrupted` the runs of this host still `running` whose process is gone."""
@@ -361,7 +360,6 @@ class Store:
 
     def diff_runs(self, before: int, after: int) -> RunDiff:
         """Devices and networks that got worse or better from run `before` to run `after`."""
-
         from orchestrator.history_models import RunDiff, diff_devices, diff_networks
         from orchestrator.store import history, queries
 

@@ -32,18 +32,13 @@ def as_utc(moment: datetime) -> datetime:
     return moment.astimezone(timezone.utc)
 
 
-def run_counts(session: Session, run_id: int) -> tuple[int, int]:
-    """(devices reached, devices with problems) from the stored results of one run."""
-    return runs.run_counts(session.connection(), run_id)
-
-
 def get_run(session: Session, run_id: int) -> RunSummary | None:
     """The run, with live counts while it is still `running`; None when there is no such run."""
     run = session.get(Run, run_id)
     if run is None:
         return None
     if run.status == "running":
-        reached, problems = run_counts(session, run_id)
+        reached, problems = runs.run_counts(session.connection(), run_id)
         return to_summary(run, reached=reached, with_problems=problems)
     return to_summary(run)
 
