@@ -24,6 +24,7 @@ from orchestrator.transport.credentials import (
     shared_options,
 )
 from orchestrator.transport.errors_map import auth_error, hostkey_error, timeout_error
+from orchestrator.transport.tunnel import GatewayTunnel
 
 log = logging.getLogger("orchestrator.transport")
 
@@ -89,7 +90,7 @@ class Login:
             asyncssh.connect(
                 hop.host,
                 hop.port,
-                tunnel=tunnel if tunnel is not None else (),
+                tunnel=GatewayTunnel(tunnel) if tunnel is not None else (),
                 config=None,
                 options=self.options,
                 username=hop.user,

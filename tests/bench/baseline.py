@@ -3,6 +3,10 @@
 One options object with the key and known_hosts preloaded, a semaphore of ``--concurrency``
 connections, no parsing or storage: the practical floor for a Python SSH fan-out. Prints how
 many devices answered with output that carries the script's nonce.
+
+``--jump``: devices whose inventory entry names a ``gateway`` are reached through an SSH
+connection to that gateway (one per gateway, opened once and shared, asyncssh's ``tunnel=``):
+the same floor for the jump route, which pays a second SSH layer per target.
 """
 
 from __future__ import annotations
@@ -23,21 +27,42 @@ async def sweep(
     script: bytes,
     nonce: bytes,
     concurrency: int,
+    jump: bool = False,
 ) -> int:
     gate = asyncio.Semaphore(concurrency)
+    by_uuid = {device["uuid"]: device for device in devices}
+    gateways: dict[str, asyncio.Task] = {}
+
+    def gateway(uuid: str) -> asyncio.Task:
+        if uuid not in gateways:
+            hop = by_uuid[uuid]
+            gateways[uuid] = asyncio.ensure_future(
+                asyncssh.connect(hop["address"], hop["port"], username=hop["user"], options=options)
+            )
+        return gateways[uuid]
 
     async def one(device: dict) -> bool:
         async with gate:
             try:
+                tunnel = await gateway(device["gateway"]) if jump and device.get("gateway") else ()
                 async with asyncssh.connect(
-                    device["address"], device["port"], username=device["user"], options=options
+                    device["address"],
+                    device["port"],
+                    username=device["user"],
+                    options=options,
+                    tunnel=tunnel,
                 ) as conn:
                     result = await conn.run("sh -s", input=script, encoding=None, check=False)
             except (OSError, asyncssh.Error):
                 return False
             return nonce in (result.stdout or b"")
 
-    return sum(await asyncio.gather(*(one(device) for device in devices)))
+    try:
+        return sum(await asyncio.gather(*(one(device) for device in devices)))
+    finally:
+        for task in gateways.values():
+            if task.done() and not task.exception():
+                task.result().close()
 
 
 async def sweep_orch_transport(
@@ -48,9 +73,11 @@ async def sweep_orch_transport(
     nonce: bytes,
     concurrency: int,
     proxy_port: int | None = None,
+    jump: bool = False,
 ) -> int:
     """The same loop through orch's own transport (its options, deadlines, output capture);
-    with ``proxy_port``, every device as a ``host <uuid>`` session on the proxy stand-in."""
+    with ``proxy_port``, every device as a ``host <uuid>`` session on the proxy stand-in; with
+    ``jump``, devices that name a gateway through it (orch's gateway connection pool)."""
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
     from orchestrator.models import Route
     from orchestrator.transport.ssh import SSHSettings, SSHTransport
@@ -58,9 +85,22 @@ async def sweep_orch_transport(
     transport = SSHTransport(SSHSettings(key_files=(key,), known_hosts=known_hosts))
     gate = asyncio.Semaphore(concurrency)
 
+    by_uuid = {device["uuid"]: device for device in devices}
+
+    def direct(device: dict) -> Route:
+        return Route("direct", device["address"], device["port"], device["user"])
+
     async def one(device: dict) -> bool:
         if proxy_port is None:
-            route = Route("direct", device["address"], device["port"], device["user"])
+            route = direct(device)
+            if jump and device.get("gateway"):
+                route = Route(
+                    "jump",
+                    route.host,
+                    route.port,
+                    route.user,
+                    via=direct(by_uuid[device["gateway"]]),
+                )
         else:
             route = Route("proxy", "127.0.0.1", proxy_port, "bench", f"host {device['uuid']}")
         async with gate:
@@ -91,6 +131,11 @@ def main() -> None:
         type=int,
         help="with --orch-transport: reach devices through the proxy stand-in on this port",
     )
+    parser.add_argument(
+        "--jump",
+        action="store_true",
+        help="reach devices that name a gateway through an SSH connection to it",
+    )
     args = parser.parse_args()
     _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
@@ -114,10 +159,13 @@ def main() -> None:
                 args.nonce.encode(),
                 args.concurrency,
                 args.proxy_port,
+                args.jump,
             )
         )
     else:
-        ok = asyncio.run(sweep(devices, options, script, args.nonce.encode(), args.concurrency))
+        ok = asyncio.run(
+            sweep(devices, options, script, args.nonce.encode(), args.concurrency, args.jump)
+        )
     print(json.dumps({"devices_ok": ok}))
     sys.exit(0)
 

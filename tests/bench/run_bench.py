@@ -62,7 +62,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument(
         "--transport",
         action="store_true",
-        help="also measure orch's SSH transport alone (direct or proxy route; no parsing or storage)",
+        help="also measure orch's SSH transport alone (the same route; no parsing or storage)",
     )
     parser.add_argument(
         "--pin",
@@ -305,11 +305,18 @@ def run_size(
     try:
         for rep in range(args.reps):
             base = measure_loop(loop_argv, size_dir / f"baseline-{rep}.out", env)
+            route_args = {"proxy": ["--proxy-port", str(PROXY_PORT)], "jump": ["--jump"]}.get(
+                args.route, []
+            )
+            jump_base = None
+            if args.route == "jump":
+                jump_base = measure_loop(
+                    [*loop_argv, "--jump"], size_dir / f"baseline-jump-{rep}.out", env
+                )
             transport = None
-            if args.transport and args.route != "jump":
-                via_proxy = ["--proxy-port", str(PROXY_PORT)] if args.route == "proxy" else []
+            if args.transport:
                 transport = measure_loop(
-                    [*loop_argv, "--orch-transport", *via_proxy],
+                    [*loop_argv, "--orch-transport", *route_args],
                     size_dir / f"transport-{rep}.out",
                     env,
                 )
@@ -330,7 +337,7 @@ def run_size(
             ]
             orch = measure(orch_argv, size_dir / f"orch-{rep}.out", env)
             orch.update(orch_outcome(size_dir / f"orch-{rep}.out"))
-            rows.append(row(n, rep, args, base, orch, transport))
+            rows.append(row(n, rep, args, base, orch, transport, jump_base))
             print_row(rows[-1])
         if args.profile:
             profile(orch_argv, size_dir, Path(args.profile), n, args.route, env)
@@ -361,12 +368,19 @@ def row(
     base: Measured,
     orch: Measured,
     transport: Measured | None = None,
+    jump_base: Measured | None = None,
 ) -> dict:
-    extra = {}
+    extra: dict = {}
     if transport is not None:
         extra["orch_transport"] = dict(
             transport, cpu_ms_per_device=round(transport["cpu_s"] * 1000 / n, 2)
         )
+    if jump_base is not None:
+        extra["baseline_jump"] = dict(
+            jump_base, cpu_ms_per_device=round(jump_base["cpu_s"] * 1000 / n, 2)
+        )
+        if jump_base["wall_s"]:
+            extra["wall_ratio_to_jump_loop"] = round(orch["wall_s"] / jump_base["wall_s"], 2)
     return {
         **extra,
         "n": n,
@@ -387,6 +401,14 @@ def print_row(r: dict) -> None:
         print(
             f"N={r['n']:>6} orch transport only: {t['wall_s']:7.2f}s "
             f"{t['cpu_ms_per_device']:6.2f} ms/dev {t['peak_rss_mb']:6.1f} MB ok={t['completed']}",
+            flush=True,
+        )
+    if "baseline_jump" in r:
+        j = r["baseline_jump"]
+        print(
+            f"N={r['n']:>6} bare loop through the gateways: {j['wall_s']:7.2f}s "
+            f"{j['cpu_ms_per_device']:6.2f} ms/dev {j['peak_rss_mb']:6.1f} MB ok={j['completed']} "
+            f"(orch wall x{r.get('wall_ratio_to_jump_loop')})",
             flush=True,
         )
     print(

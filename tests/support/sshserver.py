@@ -13,7 +13,9 @@ the client sends). Misbehaviours imitate broken devices:
 ``reject_auth`` refuses every key, ``auth_delay_s`` stalls authentication, ``proxy_uuids`` turns
 the server into a balena-proxy stand-in (``host <uuid>`` / ``hostvia <gw> <uuid> [ip]`` run the
 stdin script in sh with ``ORCH_TEST_UUID=<uuid>``; unknown uuid: exit 255 without output), and
-``allow_forwarding`` lets it act as a gateway that forwards direct-tcpip only to 127.0.0.1.
+``allow_forwarding`` lets it act as a gateway that forwards direct-tcpip only to 127.0.0.1;
+with ``record_forwarded`` it forwards through its own session, which appends the size of every
+data message the client sends on a forwarded channel to ``forwarded_messages``.
 """
 
 from __future__ import annotations
@@ -22,9 +24,10 @@ import asyncio
 import os
 import re
 import signal
-from collections.abc import Iterable, Sequence
+from collections.abc import Coroutine, Iterable, Sequence
 from contextlib import suppress
 from pathlib import Path
+from typing import Any
 
 import asyncssh
 
@@ -104,9 +107,63 @@ class _Server(asyncssh.SSHServer):
 
     def connection_requested(
         self, dest_host: str, dest_port: int, orig_host: str, orig_port: int
-    ) -> bool:
+    ) -> bool | _RecordingForward:
         self._owner.forward_requests.append((dest_host, dest_port))
-        return self._owner.allow_forwarding and dest_host == "127.0.0.1"
+        allowed = self._owner.allow_forwarding and dest_host == "127.0.0.1"
+        if allowed and self._owner.record_forwarded:
+            return _RecordingForward(self._owner, dest_port)
+        return allowed
+
+
+class _RecordingForward(asyncssh.SSHTCPSession[bytes]):
+    """A forwarded channel to 127.0.0.1:port that records each data message's size."""
+
+    def __init__(self, owner: SSHTestServer, port: int) -> None:
+        self._owner = owner
+        self._port = port
+        self._chan: asyncssh.SSHTCPChannel[bytes] | None = None
+        self._writer: asyncio.StreamWriter | None = None
+        self._early: list[bytes] = []
+        self._eof = False
+
+    def connection_made(self, chan: asyncssh.SSHTCPChannel[bytes]) -> None:  # type: ignore[override]
+        self._chan = chan
+        self._owner.spawn(self._forward(chan))
+
+    async def _forward(self, chan: asyncssh.SSHTCPChannel[bytes]) -> None:
+        try:
+            reader, writer = await asyncio.open_connection("127.0.0.1", self._port)
+        except OSError:
+            chan.close()
+            return
+        self._writer = writer
+        writer.write(b"".join(self._early))
+        if self._eof:
+            writer.write_eof()
+        try:
+            while data := await reader.read(PIPE_CHUNK):
+                chan.write(data)
+        finally:
+            chan.close()
+            writer.close()
+
+    def data_received(self, data: bytes, datatype: asyncssh.DataType) -> None:
+        self._owner.forwarded_messages.append(len(data))
+        if self._writer is None:
+            self._early.append(data)
+        else:
+            self._writer.write(data)
+
+    def eof_received(self) -> bool:
+        if self._writer is None:
+            self._eof = True
+        else:
+            self._writer.write_eof()
+        return True
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._writer is not None:
+            self._writer.close()
 
 
 class SSHTestServer:
@@ -122,6 +179,7 @@ class SSHTestServer:
         auth_delay_s: float = 0.0,
         proxy_uuids: Iterable[str] | None = None,
         allow_forwarding: bool = False,
+        record_forwarded: bool = False,
         partial_output: bytes = b"",
         flood_bytes: int = FLOOD_BYTES,
         env: dict[str, str] | None = None,
@@ -138,6 +196,8 @@ class SSHTestServer:
         self.auth_delay_s = auth_delay_s
         self.proxy_uuids = None if proxy_uuids is None else set(proxy_uuids)
         self.allow_forwarding = allow_forwarding
+        self.record_forwarded = record_forwarded
+        self.forwarded_messages: list[int] = []
         self.partial_output = partial_output
         self.flood_bytes = flood_bytes
         self.env = env or {}
@@ -188,10 +248,14 @@ class SSHTestServer:
         if self._acceptor is not None:
             await self._acceptor.wait_closed()
 
-    def _start_handler(self, process: asyncssh.SSHServerProcess) -> None:
-        task = asyncio.ensure_future(self._handle(process))
+    def spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        """Run ``work`` as a task the server cancels when it stops."""
+        task = asyncio.ensure_future(work)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+    def _start_handler(self, process: asyncssh.SSHServerProcess) -> None:
+        self.spawn(self._handle(process))
 
     async def _handle(self, process: asyncssh.SSHServerProcess) -> None:
         command = process.command or ""
