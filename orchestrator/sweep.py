@@ -18,7 +18,7 @@ from orchestrator.models import Device, DeviceReport, NetworkFinding, RunSummary
 from orchestrator.probes.base import Endpoints
 from orchestrator.probes.registry import get_probes, steps_for
 from orchestrator.runner import FleetRunner, RunPlan
-from orchestrator.store import Store
+from orchestrator.store.common import SweepStore
 from orchestrator.transport.limits import RouteLimiter
 from orchestrator.transport.routes import (
     FleetIndex,
@@ -118,7 +118,7 @@ async def run_sweep(
     devices: Sequence[Device],
     request: SweepRequest,
     config: Config,
-    store: Store,
+    store: SweepStore,
     ssh: SSHSettings,
     routes: RouteSettings,
     progress: Callable[[DeviceReport], None] | None = None,
@@ -195,7 +195,7 @@ async def run_sweep(
 
 
 async def complete_run(
-    store: Store,
+    store: SweepStore,
     run_id: int,
     reports: list[DeviceReport],
     devices: dict[str, Device],

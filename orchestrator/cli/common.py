@@ -50,6 +50,18 @@ class AppState:
         store.recover_orphans()
         return store
 
+    def open_sweep_store(self, url: str | None):  # noqa: ANN201 - returns a SweepStore
+        """The database a sweep writes to: as `open_store`, but a SQLite file already at the
+        newest schema is written through sqlite3 alone (no SQLAlchemy import)."""
+        from orchestrator.store.sqlite_sweep import open_sweep_store
+
+        store = open_sweep_store(
+            url or self.config.db_url,
+            max_step_output_bytes=self.config.database["max_step_output_bytes"],
+        )
+        store.recover_orphans()
+        return store
+
 
 def handle_errors(func: Callable[..., Any]) -> Callable[..., Any]:
     """Turn OrchError into one clear line on stderr and its exit code (traceback with --debug)."""

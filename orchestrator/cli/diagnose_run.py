@@ -62,7 +62,7 @@ async def run_diagnose(state: AppState, params: dict[str, Any], progress_factory
     )
 
     config = state.config
-    store = await asyncio.to_thread(state.open_store, params["db"])
+    store = await asyncio.to_thread(state.open_sweep_store, params["db"])
     task = asyncio.current_task()
     loop = asyncio.get_running_loop()
     if task is not None:

@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Mapping
-from datetime import datetime
+from collections.abc import Iterable, Mapping
+from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
 from orchestrator.models import (
@@ -105,6 +105,28 @@ def result_values(run_id: int, report: DeviceReport) -> dict[str, Any]:
         "labels": list(net.labels),
         "observations": observations_document(report),
     }
+
+
+def device_identity_values(
+    fleet: str | None, reports: Iterable[DeviceReport]
+) -> list[dict[str, Any]]:
+    """The `devices` rows (latest identity) of reported devices, seen when they finished."""
+    rows = []
+    for report in reports:
+        seen = report.finished_at or report.started_at or datetime.now(timezone.utc)
+        rows.append(
+            {
+                "uuid": report.uuid,
+                "name": report.name,
+                "fleet": fleet,
+                "site": report.network.site,
+                "labels": list(report.network.labels),
+                "public_address": report.network.public_address,
+                "first_seen_at": seen,
+                "last_seen_at": seen,
+            }
+        )
+    return rows
 
 
 def step_values(report: DeviceReport, max_bytes: int) -> list[dict[str, Any]]:

@@ -2,7 +2,8 @@
 
 SQLite (the default, a file in the user data dir) is brought to the newest revision on open: a
 new file is created straight from the tables, an older one migrated by Alembic. What a sweep
-writes goes through SQLAlchemy Core (`bulk`, `runs`); only reads import the ORM, with the
+writes goes through SQLAlchemy Core (`bulk`, `runs`), except on a SQLite file that is new or
+current, which `sqlite_sweep` writes with sqlite3 alone; only reads import the ORM, with the
 queries that use it (`queries`, `history`). PostgreSQL is
 migrated only by `orch db upgrade` (`Store.open(url, require_head=False).upgrade()`).
 Every SQLAlchemy or Alembic failure leaves this module as a one-line `StoreError` whose text never
@@ -13,15 +14,12 @@ from __future__ import annotations
 
 import contextlib
 import importlib.resources
-import os
 import socket
 from collections.abc import Iterator, Sequence
-from datetime import datetime, timezone
-from importlib import metadata
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import platformdirs
 from sqlalchemy import Connection, Engine, create_engine, event, inspect
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError, SQLAlchemyError
@@ -29,9 +27,17 @@ from sqlalchemy.exc import ArgumentError, NoSuchModuleError, SQLAlchemyError
 from orchestrator.errors import StoreError
 from orchestrator.models import DeviceReport, NetworkFinding, RunSummary
 from orchestrator.store import bulk, runs, tables
-from orchestrator.store.convert import filter_secrets, to_summary
+from orchestrator.store.common import (
+    DEFAULT_MAX_STEP_OUTPUT_BYTES,
+    RunNotFoundError,
+    check_status,
+    default_url,
+    new_run_values,
+    not_found,
+    process_alive,
+)
+from orchestrator.store.convert import to_summary
 from orchestrator.store.revisions import create_at_head, database_revision, shipped_head
-from orchestrator.store.tables import RUN_STATUSES
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
@@ -39,20 +45,7 @@ if TYPE_CHECKING:
     from orchestrator.history_models import DeviceHistory, PatternReport, PruneResult, RunDiff
     from orchestrator.store.schema import Run
 
-DEFAULT_MAX_STEP_OUTPUT_BYTES = 64 * 1024
 PG_CONNECT_TIMEOUT_S = 10
-PID_REUSE_SLACK_S = 2.0
-
-
-class RunNotFoundError(StoreError):
-    """The requested run id is not in the database."""
-
-    exit_code = 2
-
-
-def default_url() -> str:
-    """The SQLite file in the user data dir (the directory is created on open)."""
-    return f"sqlite:///{Path(platformdirs.user_data_dir('orch')) / 'orch.sqlite3'}"
 
 
 def normalise_url(url: str) -> URL:
@@ -207,20 +200,9 @@ class Store:
         self, *, source: str, fleet: str | None, devices_total: int, options: dict[str, Any]
     ) -> int:
         """Record a new `running` run on this host and process; returns its id."""
-        values = {
-            "status": "running",
-            "started_at": _now(),
-            "finished_at": None,
-            "source": source,
-            "fleet": fleet,
-            "devices_total": devices_total,
-            "devices_reached": 0,
-            "devices_with_problems": 0,
-            "options": filter_secrets(options),
-            "host": socket.gethostname(),
-            "pid": os.getpid(),
-            "orch_version": _orch_version(),
-        }
+        values = new_run_values(
+            source=source, fleet=fleet, devices_total=devices_total, options=options
+        )
         with self._transaction() as connection:
             return runs.insert_run(connection, values)
 
@@ -258,8 +240,7 @@ class Store:
 
     def finish_run(self, run_id: int, status: str) -> RunSummary:
         """Close a run with `status`, counting reached and problem devices from stored results."""
-        if status not in RUN_STATUSES:
-            raise ValueError(f"run status must be one of {', '.join(RUN_STATUSES)}, not {status!r}")
+        check_status(status)
         with self._transaction() as connection:
             runs.close_run(connection, run_id, status)
             return to_summary(self._run_row(connection, run_id))  # no such run: rolled back
@@ -269,7 +250,7 @@ class Store:
         recovered: list[int] = []
         with self._transaction() as connection:
             for run in runs.running_on_host(connection, socket.gethostname()):
-                if not _process_alive(run.pid, run.started_at):
+                if not process_alive(run.pid, run.started_at):
                     runs.close_run(connection, run.id, "interrupted")
                     recovered.append(run.id)
         return recovered
@@ -283,7 +264,7 @@ class Store:
         with self._session() as session:
             summary = queries.get_run(session, run_id)
         if summary is None:
-            raise _not_found(run_id)
+            raise not_found(run_id)
         return summary
 
     def latest_run_id(self) -> int | None:
@@ -366,7 +347,7 @@ class Store:
         with self._session() as session:
             old_run, new_run = queries.get_run(session, before), queries.get_run(session, after)
             if old_run is None or new_run is None:
-                raise _not_found(before if old_run is None else after)
+                raise not_found(before if old_run is None else after)
             old, new, old_net, new_net = history.run_diff_parts(session, before, after)
         devices, unchanged = diff_devices(old, new)
         return RunDiff(
@@ -411,14 +392,14 @@ class Store:
 
         run = session.get(Run, run_id)
         if run is None:
-            raise _not_found(run_id)
+            raise not_found(run_id)
         return run
 
     @staticmethod
     def _run_row(connection: Connection, run_id: int) -> Any:
         run = runs.get_run(connection, run_id)
         if run is None:
-            raise _not_found(run_id)
+            raise not_found(run_id)
         return run
 
     @contextlib.contextmanager
@@ -500,50 +481,6 @@ def _describe(exc: BaseException, url: URL) -> str:
     if url.password:
         reason = reason.replace(str(url.password), "***")
     return f"database {url.render_as_string(hide_password=True)}: {reason}"
-
-
-def _not_found(run_id: int) -> RunNotFoundError:
-    return RunNotFoundError(f"no run {run_id}; `orch runs` lists them")
-
-
-def _process_alive(pid: int, run_started_at: datetime) -> bool:
-    """Whether the process that started a run still runs on this host.
-
-    A zombie counts as gone, and so does a process with a reused pid: one that started after the
-    run did (read from /proc on Linux; elsewhere only the pid is checked).
-    """
-    if pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[-1].split()
-        boot = next(
-            int(line.split()[1])
-            for line in Path("/proc/stat").read_text().splitlines()
-            if line.startswith("btime ")
-        )
-    except (OSError, StopIteration, ValueError, IndexError):
-        return True
-    if stat[0] == "Z":
-        return False
-    process_started = boot + int(stat[19]) / os.sysconf("SC_CLK_TCK")
-    return process_started <= run_started_at.timestamp() + PID_REUSE_SLACK_S
-
-
-def _orch_version() -> str:
-    try:
-        return metadata.version("orch")
-    except metadata.PackageNotFoundError:
-        return "unknown"
-
-
-def _now() -> datetime:
-    return datetime.now(timezone.utc)
 
 
 __all__ = ["DEFAULT_MAX_STEP_OUTPUT_BYTES", "RunNotFoundError", "Store", "default_url"]

@@ -1,5 +1,7 @@
 """Schema revisions without loading Alembic: the version a database is at, the newest one
 shipped in the installed ``migrations`` package, and creating an empty database at that one.
+SQLAlchemy is imported only by the functions that take a connection: a sweep on a current
+SQLite database reads the shipped head without it.
 
 Every command opens the store and checks these; reading them directly keeps Alembic (a few
 hundred milliseconds to import, more to run every migration) out of commands that do not
@@ -11,17 +13,10 @@ from __future__ import annotations
 import importlib.resources
 import re
 from functools import lru_cache
+from typing import TYPE_CHECKING
 
-from sqlalchemy import (
-    Column,
-    Connection,
-    MetaData,
-    PrimaryKeyConstraint,
-    String,
-    Table,
-    inspect,
-    text,
-)
+if TYPE_CHECKING:
+    from sqlalchemy import Connection, MetaData, Table
 
 _ASSIGNMENT = re.compile(r"^(revision|down_revision)\s*(?::[^=]*)?=\s*(.+)$", re.MULTILINE)
 _QUOTED = re.compile(r"""["']([^"']+)["']""")
@@ -29,6 +24,8 @@ _QUOTED = re.compile(r"""["']([^"']+)["']""")
 
 def _version_table() -> Table:
     """Alembic's own bookkeeping table, declared as Alembic declares it."""
+    from sqlalchemy import Column, MetaData, PrimaryKeyConstraint, String, Table
+
     return Table(
         "alembic_version",
         MetaData(),
@@ -51,6 +48,8 @@ def create_at_head(connection: Connection, metadata: MetaData, head: str) -> Non
 
 def database_revision(connection: Connection) -> str | None:
     """The revision recorded in ``alembic_version`` (None for an empty database)."""
+    from sqlalchemy import inspect, text
+
     if not inspect(connection).has_table("alembic_version"):
         return None
     row = connection.execute(text("SELECT version_num FROM alembic_version")).first()

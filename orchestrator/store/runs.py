@@ -26,7 +26,7 @@ from sqlalchemy import (
 )
 
 from orchestrator.models import DeviceReport, NetworkFinding
-from orchestrator.store.convert import network_finding_values
+from orchestrator.store.convert import device_identity_values, network_finding_values
 from orchestrator.store.fast_insert import insert_rows
 from orchestrator.store.tables import device_results, devices, findings, network_findings, runs
 
@@ -91,21 +91,7 @@ def upsert_devices(
     connection: Connection, fleet: str | None, reports: Iterable[DeviceReport]
 ) -> None:
     """Insert or refresh the latest identity of each reported device."""
-    rows = []
-    for report in reports:
-        seen = report.finished_at or report.started_at or datetime.now(timezone.utc)
-        rows.append(
-            {
-                "uuid": report.uuid,
-                "name": report.name,
-                "fleet": fleet,
-                "site": report.network.site,
-                "labels": list(report.network.labels),
-                "public_address": report.network.public_address,
-                "first_seen_at": seen,
-                "last_seen_at": seen,
-            }
-        )
+    rows = device_identity_values(fleet, reports)
     # only the dialect in use is imported (PostgreSQL's costs 30 ms of every SQLite start-up)
     backend = "postgresql" if connection.dialect.name == "postgresql" else "sqlite"
     dialect = import_module(f"sqlalchemy.dialects.{backend}")

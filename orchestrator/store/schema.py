@@ -13,7 +13,8 @@ from typing import Any
 from sqlalchemy.orm import DeclarativeBase, Mapped, relationship
 
 from orchestrator.store import tables
-from orchestrator.store.tables import RUN_STATUSES, UTCDateTime
+from orchestrator.store.common import RUN_STATUSES
+from orchestrator.store.tables import UTCDateTime
 
 __all__ = [
     "RUN_STATUSES",

@@ -41,8 +41,6 @@ from sqlalchemy import (
 )
 from sqlalchemy.types import TypeDecorator
 
-RUN_STATUSES: tuple[str, ...] = ("running", "completed", "interrupted", "failed")
-
 NAMING_CONVENTION: dict[str, str] = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
     "uq": "uq_%(table_name)s_%(column_0_N_name)s",
