@@ -4,8 +4,9 @@
     python tests/bench/stages_bench.py --from-db /tmp/pbwork/runs/replay-n1000-orch-r1/scratch/orch.db
 
 No network and no SSH: the real probe output of each demo scenario is captured once (as
-run_bench.py does), then ``--devices`` reports are assessed (``assess_device``) and stored in a
-fresh SQLite database in batches of the size the run's writer uses. ``--from-db`` takes the
+run_bench.py does), then ``--devices`` reports are assessed (``assess_device``) and stored (by
+the writer a sweep uses, ``open_sweep_store``) in a fresh SQLite database in batches of the size
+the run's writer uses. ``--from-db`` takes the
 devices' output from the step rows of a run orch stored instead (for example one of
 ``../shared/peerbench``'s runs, whose devices send other output than the demo scenarios). Each stage is timed with
 ``time.process_time`` and the best of ``--reps`` is reported in ms per device, so the figures
@@ -36,7 +37,7 @@ from orchestrator.probes.registry import get_probes, steps_for  # noqa: E402
 from orchestrator.probes.script import MARKER, new_nonce  # noqa: E402
 from orchestrator.runner import RunPlan  # noqa: E402
 from orchestrator.sim.model import make_fleet  # noqa: E402
-from orchestrator.store import Store  # noqa: E402
+from orchestrator.store.sqlite_sweep import open_sweep_store  # noqa: E402
 from orchestrator.sweep import endpoints_from, slim  # noqa: E402
 from orchestrator.transport.ssh import ScriptResult  # noqa: E402
 from tests.bench.capture import Template, capture_sync  # noqa: E402
@@ -146,7 +147,7 @@ def one_rep(
         )
     t1 = time.process_time()
     with tempfile.TemporaryDirectory() as tmp:
-        store = Store.open(f"sqlite:///{tmp}/bench.db")
+        store = open_sweep_store(f"sqlite:///{tmp}/bench.db")  # what a sweep writes with
         run_id = store.start_run(source="bench", fleet=None, devices_total=len(reports), options={})
         t2 = time.process_time()
         for at in range(0, len(reports), batch):
