@@ -22,6 +22,7 @@ import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timezone
+from operator import itemgetter
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -304,23 +305,15 @@ class SQLiteSweepStore:
     ) -> None:
         if not rows:
             return
-        names = list(rows[0])
-        convert = [_converter(table, name) for name in names]
+        names = tuple(rows[0])
         sql = (
             f"INSERT INTO {table} ({', '.join(names)}) "
             f"VALUES ({', '.join('?' * len(names))}){suffix}"
         )
-        values = [
-            tuple(
-                value if c is None else c(value)
-                for c, value in zip(convert, row.values(), strict=True)
-            )
-            for row in rows
-        ]
-        if len(values) == 1:  # execute, unlike executemany, gives the row's id to lastrowid
-            cursor.execute(sql, values[0])
+        if len(rows) == 1:  # execute, unlike executemany, gives the row's id to lastrowid
+            cursor.execute(sql, _bound(table, names, rows)[0])
         else:
-            cursor.executemany(sql, values)
+            cursor.executemany(sql, _bound(table, names, rows))
 
     def _run_row(self, cursor: sqlite3.Cursor, run_id: int) -> SimpleNamespace:
         cursor.execute("SELECT * FROM runs WHERE id = ?", (run_id,))
@@ -342,6 +335,26 @@ class SQLiteSweepStore:
             "devices_with_problems = ? WHERE id = ?",
             (status, _datetime(datetime.now(timezone.utc)), reached, problems, run_id),
         )
+
+
+def _bound(table: str, names: tuple[str, ...], rows: list[dict[str, Any]]) -> list[Any]:
+    """The parameters of ``rows`` for columns ``names``: picked by name in one C call per row,
+    converted only where the column needs it (most columns of most rows do not)."""
+    picked: list[Any] = (
+        [(row[names[0]],) for row in rows]
+        if len(names) == 1
+        else list(map(itemgetter(*names), rows))
+    )
+    converters = [(at, c) for at, name in enumerate(names) if (c := _converter(table, name))]
+    if not converters:
+        return picked
+    bound = []
+    for row in picked:
+        values = list(row)
+        for at, convert in converters:
+            values[at] = convert(values[at])
+        bound.append(values)
+    return bound
 
 
 def _converter(table: str, column: str) -> Any:
@@ -368,7 +381,7 @@ def _datetime(value: datetime | None) -> str | None:
         return None
     if value.tzinfo is not None:
         value = value.astimezone(timezone.utc).replace(tzinfo=None)
-    return value.strftime("%Y-%m-%d %H:%M:%S.%f")
+    return value.isoformat(" ", "microseconds")
 
 
 def _loaded_datetime(text: str | None) -> datetime | None:
