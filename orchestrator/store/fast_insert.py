@@ -13,16 +13,15 @@ in the database is what SQLAlchemy's own INSERT would have written.
 from __future__ import annotations
 
 import weakref
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from operator import itemgetter
 from typing import Any
 
 from sqlalchemy import Boolean, Connection, Float, Table, insert
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeEngine
 
-Processor = Callable[[Any], Any]
+from orchestrator.store.rows import SQLITE_BOOLEAN, Processor, positional_rows
 
 
 @dataclass(frozen=True)
@@ -40,22 +39,7 @@ class PreparedInsert:
         if not self.positional:
             pairs = tuple(zip(self.names, self.processors, strict=True))
             return [{n: v[n] if p is None else p(v[n]) for n, p in pairs} for v in values]
-        if len(self.names) == 1:  # itemgetter of one key gives the value, not a tuple
-            name = self.names[0]
-            picked = [(value[name],) for value in values]
-        else:
-            pick = itemgetter(*self.names)
-            picked = [pick(value) for value in values]
-        converted = [(i, p) for i, p in enumerate(self.processors) if p is not None]
-        if not converted:
-            return picked
-        rows = []
-        for row in picked:
-            items = list(row)
-            for index, process in converted:
-                items[index] = process(items[index])
-            rows.append(tuple(items))
-        return rows
+        return positional_rows(values, self.names, self.processors)
 
 
 _PREPARED: weakref.WeakKeyDictionary[Dialect, dict[tuple[str, tuple[str, ...]], PreparedInsert]]
@@ -85,18 +69,12 @@ def prepare(table: Table, columns: Sequence[str], dialect: Dialect) -> PreparedI
     return prepared
 
 
-_SQLITE_BOOLEAN: Processor = {True: 1, False: 0, None: None}.__getitem__
-"""What SQLAlchemy sends SQLite for a boolean (1/0), by one C call. Python's sqlite3 module
-binds a bool only after a failed adapter lookup (two exceptions raised and dropped), which costs
-three times an int; psycopg takes Python bools as they are."""
-
-
 def _processor(column_type: TypeEngine[Any], dialect: Dialect) -> Processor | None:
     """The bind conversion of one column: booleans as above, none for floats, which both
     drivers take as they are (an integer lands as a float in SQLite's REAL and PostgreSQL's
     double precision columns alike), SQLAlchemy's own for everything else."""
     if isinstance(column_type, Boolean):
-        return _SQLITE_BOOLEAN if dialect.name == "sqlite" else None
+        return SQLITE_BOOLEAN if dialect.name == "sqlite" else None
     if isinstance(column_type, Float) and not column_type.asdecimal:
         return None
     return column_type.dialect_impl(dialect).bind_processor(dialect)

@@ -22,7 +22,6 @@ import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timezone
-from operator import itemgetter
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -47,6 +46,7 @@ from orchestrator.store.convert import (
     to_summary,
 )
 from orchestrator.store.revisions import shipped_head
+from orchestrator.store.rows import SQLITE_BOOLEAN, positional_rows
 from orchestrator.store.sqlite_schema import SCHEMA_REVISION, statements
 
 JSON_COLUMNS: dict[str, frozenset[str]] = {
@@ -338,23 +338,8 @@ class SQLiteSweepStore:
 
 
 def _bound(table: str, names: tuple[str, ...], rows: list[dict[str, Any]]) -> list[Any]:
-    """The parameters of ``rows`` for columns ``names``: picked by name in one C call per row,
-    converted only where the column needs it (most columns of most rows do not)."""
-    picked: list[Any] = (
-        [(row[names[0]],) for row in rows]
-        if len(names) == 1
-        else list(map(itemgetter(*names), rows))
-    )
-    converters = [(at, c) for at, name in enumerate(names) if (c := _converter(table, name))]
-    if not converters:
-        return picked
-    bound = []
-    for row in picked:
-        values = list(row)
-        for at, convert in converters:
-            values[at] = convert(values[at])
-        bound.append(values)
-    return bound
+    """The driver parameters of ``rows`` for columns ``names`` of ``table``."""
+    return positional_rows(rows, names, [_converter(table, name) for name in names])
 
 
 def _converter(table: str, column: str) -> Any:
@@ -364,15 +349,12 @@ def _converter(table: str, column: str) -> Any:
     if column in DATETIME_COLUMNS.get(table, ()):
         return _datetime
     if column in BOOLEAN_COLUMNS.get(table, ()):
-        return _BOOLEAN
+        return SQLITE_BOOLEAN
     return None
 
 
 def _json_or_null(value: Any) -> str | None:
     return None if value is None else json.dumps(value)
-
-
-_BOOLEAN = {True: 1, False: 0, None: None}.__getitem__
 
 
 def _datetime(value: datetime | None) -> str | None:
