@@ -39,7 +39,6 @@ from orchestrator.sweep import (
     complete_run,
     endpoints_from,
     script_budget,
-    slim,
 )
 from orchestrator.transport.routes import (
     FleetIndex,
@@ -296,7 +295,7 @@ async def _conclude(
     store: Store, run_id: int, planned: list[PlannedDevice], config: Config
 ) -> SweepOutcome:
     """Network patterns once over the whole stored run, then close it ``completed``."""
-    reports = [slim(report) for report in await asyncio.to_thread(store.load_reports, run_id)]
+    reports = await asyncio.to_thread(store.load_report_summaries, run_id)
     warnings = []
     if len(reports) < len(planned):
         warnings.append(f"{len(planned) - len(reports)} devices have no stored result")

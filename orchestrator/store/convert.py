@@ -240,25 +240,9 @@ def network_finding_values(run_id: int, position: int, finding: NetworkFinding) 
 
 def to_report(row: DeviceResult) -> DeviceReport:
     """The dataclass for a stored device result (relationships must be loaded)."""
-    return DeviceReport(
-        uuid=row.device_uuid,
-        name=row.device_name,
-        reachable=row.reachable,
-        route=row.route,
-        error=row.error,
-        error_kind=row.error_kind,
-        findings=tuple(
-            Finding(
-                code=f.code,
-                category=f.category,
-                severity=f.severity,
-                summary=f.summary,
-                evidence=tuple(f.evidence),
-                remediation=f.remediation,
-                caused_by=f.caused_by,
-            )
-            for f in row.findings
-        ),
+    return report_from_result(
+        row,
+        findings=tuple(finding_from_row(f) for f in row.findings),
         observations=observations_from_document(row.observations),
         steps=tuple(
             StepOutput(
@@ -274,6 +258,27 @@ def to_report(row: DeviceResult) -> DeviceReport:
             )
             for s in row.steps
         ),
+    )
+
+
+def report_from_result(
+    row: Any,
+    *,
+    findings: tuple[Finding, ...],
+    observations: tuple[Observation, ...] = (),
+    steps: tuple[StepOutput, ...] = (),
+) -> DeviceReport:
+    """A report from the columns of a ``device_results`` row (a mapped object or a Core row)."""
+    return DeviceReport(
+        uuid=row.device_uuid,
+        name=row.device_name,
+        reachable=row.reachable,
+        route=row.route,
+        error=row.error,
+        error_kind=row.error_kind,
+        findings=findings,
+        observations=observations,
+        steps=steps,
         network=NetworkKeys(
             public_address=row.public_address,
             gateway_ip=row.gateway_ip,
@@ -286,6 +291,19 @@ def to_report(row: DeviceResult) -> DeviceReport:
         finished_at=row.finished_at,
         output_truncated=row.output_truncated,
         network_cause=row.network_cause,
+    )
+
+
+def finding_from_row(row: Any) -> Finding:
+    """A finding from the columns of a ``findings`` row (a mapped object or a Core row)."""
+    return Finding(
+        code=row.code,
+        category=row.category,
+        severity=row.severity,
+        summary=row.summary,
+        evidence=tuple(row.evidence),
+        remediation=row.remediation,
+        caused_by=row.caused_by,
     )
 
 

@@ -296,6 +296,14 @@ class Store:
             self._run(session, run_id)
             return queries.load_reports(session, run_id)
 
+    def load_report_summaries(self, run_id: int) -> list[DeviceReport]:
+        """A run's stored reports without raw steps and observations (``sweep.slim``'s)."""
+        from orchestrator.store import queries
+
+        with self._session() as session:
+            self._run(session, run_id)
+            return queries.load_report_summaries(session, run_id)
+
     def load_network_findings(self, run_id: int) -> list[NetworkFinding]:
         """The network-wide findings of a run."""
         from orchestrator.store import queries

@@ -13,9 +13,15 @@ from sqlalchemy import Select, and_, delete, func, null, select, update
 from sqlalchemy.orm import Session, selectinload
 
 from orchestrator.history_models import PruneResult
-from orchestrator.models import DeviceReport, NetworkFinding, RunSummary
-from orchestrator.store import runs
-from orchestrator.store.convert import to_network_finding, to_report, to_summary
+from orchestrator.models import DeviceReport, Finding, NetworkFinding, RunSummary
+from orchestrator.store import runs, tables
+from orchestrator.store.convert import (
+    finding_from_row,
+    report_from_result,
+    to_network_finding,
+    to_report,
+    to_summary,
+)
 from orchestrator.store.schema import (
     DeviceResult,
     FindingRow,
@@ -84,6 +90,27 @@ def reports_query(run_id: int) -> Select:
 def load_reports(session: Session, run_id: int) -> list[DeviceReport]:
     """Every device report of a run, in the order they were saved (a replaced one moves last)."""
     return [to_report(row) for row in session.scalars(reports_query(run_id))]
+
+
+def load_report_summaries(session: Session, run_id: int) -> list[DeviceReport]:
+    """A run's reports without raw steps and observations (what a sweep keeps in memory), in the
+    order they were saved: two plain queries, so a run of 100,000 devices loads in seconds and
+    never holds its step outputs in memory."""
+    results, found = tables.device_results, tables.findings
+    by_result: dict[int, list[Finding]] = {}
+    finding_rows = session.execute(
+        select(found)
+        .join(results, found.c.result_id == results.c.id)
+        .where(results.c.run_id == run_id)
+        .order_by(found.c.result_id, found.c.position)
+    )
+    for row in finding_rows:
+        by_result.setdefault(row.result_id, []).append(finding_from_row(row))
+    columns = [column for column in results.c if column.name != "observations"]
+    rows = session.execute(
+        select(*columns).where(results.c.run_id == run_id).order_by(results.c.id)
+    )
+    return [report_from_result(row, findings=tuple(by_result.get(row.id, ()))) for row in rows]
 
 
 def load_network_findings(session: Session, run_id: int) -> list[NetworkFinding]:

@@ -10,6 +10,7 @@ from sqlalchemy import create_engine, func, select
 from orchestrator.models import DeviceReport, NetworkFinding, StepOutput
 from orchestrator.store import Store
 from orchestrator.store.schema import DeviceResult, DeviceRow, FindingRow, StepOutputRow
+from orchestrator.sweep import slim
 
 
 def _count(db_url: str, column: Any) -> int:
@@ -212,3 +213,25 @@ def test_step_times_are_stored_as_floats(store: Store, db_url: str) -> None:
         (2.0, 1_700_000_000.0),
         (0.25, None),
     ]
+
+
+def test_report_summaries_are_the_reports_without_steps_and_observations(
+    store: Store, make_report, make_unreachable
+) -> None:
+    reports = [make_report(), make_unreachable(), make_report("c0ffee", "demo-healthy")]
+    run_id = store.start_run(source="inventory", fleet="DebugFleet", devices_total=4, options={})
+    store.save_reports(run_id, reports)
+    other_run = store.start_run(source="inventory", fleet=None, devices_total=1, options={})
+    store.save_reports(other_run, [make_report("0ther", "other-run")])
+    replaced = dataclasses.replace(reports[0], findings=reports[0].findings[1:], route="hostvia")
+    store.save_reports(run_id, [replaced])
+    store.set_network_causes(run_id, {"c0ffee": "network.site_vpn_blocked"})
+
+    summaries = store.load_report_summaries(run_id)
+
+    expected = [slim(report) for report in store.load_reports(run_id)]
+    assert summaries == expected
+    assert [s.uuid for s in summaries] == [reports[1].uuid, "c0ffee", replaced.uuid]
+    assert summaries[2].findings == replaced.findings and summaries[2].steps == ()
+    assert summaries[1].network_cause == "network.site_vpn_blocked"
+    assert all(s.observations == () for s in summaries)
