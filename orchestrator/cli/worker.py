@@ -100,17 +100,18 @@ async def _serve(
     import socket
 
     from orchestrator.distributed.app import ensure_schema, make_app, postgres_conninfo
-    from orchestrator.distributed.tasks import CONTEXT_KEY, QUEUE, WorkerResources
+    from orchestrator.distributed.tasks import (
+        CONTEXT_KEY,
+        QUEUE,
+        WorkerResources,
+        worker_ssh_settings,
+    )
     from orchestrator.gc_tuning import sweep_gc
-    from orchestrator.sweep import ssh_settings_from
-    from orchestrator.transport.ssh import load_client_keys, load_known_hosts, raise_nofile_limit
+    from orchestrator.transport.ssh import raise_nofile_limit
 
     config = state.config
     postgres_conninfo(url)  # a one-line usage error before anything else for a SQLite URL
-    ssh = ssh_settings_from(config)
-    keys, _labels = load_client_keys(ssh)  # once per worker, not per shard or device
-    ssh = replace(ssh, keys=tuple(keys))
-    load_known_hosts(ssh)  # fail now, not on every shard, when it cannot be read
+    ssh = worker_ssh_settings(config)
     _limit, warning = raise_nofile_limit(concurrency * config.run["concurrency"] * 2 + 64)
     if warning:
         click.echo(f"orch: warning: {warning}", err=True)

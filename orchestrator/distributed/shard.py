@@ -3,12 +3,24 @@
 A shard is a slice of one run's devices plus the run's settings and each device's planned
 routes. It never carries secrets: no balena token, no database URL or password, no SSH keys.
 Workers read those from their own configuration.
+
+The devices travel packed (``devices_packed``: JSON, zlib, base64): procrastinate writes job
+arguments through a composite type whose text form escapes every quote of the JSON with a
+Python regex substitution, which cost ~0.2 s of coordinator CPU per 250-device shard (80 s
+for 100,000 devices); packed, a shard is 12 KB instead of 150 KB and has no quotes to escape.
+The settings stay plain JSON, readable in ``procrastinate_jobs``. Jobs with a plain
+``devices`` list (older coordinators) are still read.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
+import json
+import zlib
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, fields
+from functools import cache
 from typing import Any
 
 from orchestrator.models import Device, Route
@@ -67,19 +79,52 @@ def split(items: Sequence[Any], size: int) -> list[list[Any]]:
 
 def shard_to_json(job: ShardJob) -> dict[str, Any]:
     """The job as plain JSON-ready data (procrastinate task keyword arguments)."""
+    devices = [
+        {
+            "device": _fields_of(planned.device),
+            "routes": [_route_fields(route) for route in planned.routes],
+            "unreachable_reason": planned.unreachable_reason,
+        }
+        for planned in job.devices
+    ]
     return {
         "run_id": job.run_id,
         "index": job.index,
-        "devices": [
-            {
-                "device": asdict(planned.device),
-                "routes": [asdict(route) for route in planned.routes],
-                "unreachable_reason": planned.unreachable_reason,
-            }
-            for planned in job.devices
-        ],
+        "device_count": len(devices),
+        "devices_packed": pack(devices),
         "settings": asdict(job.settings),
     }
+
+
+def _fields_of(record: Any) -> dict[str, Any]:
+    """A flat dataclass's fields by name (``asdict`` deep-copies every value: 3x slower here)."""
+    return {name: getattr(record, name) for name in _field_names(type(record))}
+
+
+def _route_fields(route: Route) -> dict[str, Any]:
+    values = _fields_of(route)
+    if route.via is not None:
+        values["via"] = _route_fields(route.via)
+    return values
+
+
+@cache
+def _field_names(cls: type) -> tuple[str, ...]:
+    return tuple(field.name for field in fields(cls))
+
+
+def pack(value: Any) -> str:
+    """``value`` as compact JSON, zlib-compressed, in base64 (ASCII without quotes)."""
+    text = json.dumps(value, separators=(",", ":")).encode()
+    return base64.b64encode(zlib.compress(text, 6)).decode("ascii")
+
+
+def unpack(packed: str) -> Any:
+    """What ``pack`` packed; raises ValueError when it is not such a string."""
+    try:
+        return json.loads(zlib.decompress(base64.b64decode(packed, validate=True)))
+    except (binascii.Error, zlib.error, UnicodeDecodeError, TypeError) as exc:
+        raise ValueError(f"packed devices unreadable: {exc}") from None
 
 
 def shard_from_json(data: dict[str, Any]) -> ShardJob:
@@ -94,7 +139,7 @@ def shard_from_json(data: dict[str, Any]) -> ShardJob:
                 routes=tuple(_route_from(route) for route in item["routes"]),
                 unreachable_reason=item.get("unreachable_reason", ""),
             )
-            for item in data["devices"]
+            for item in _devices_of(data)
         )
         return ShardJob(
             run_id=int(data["run_id"]),
@@ -102,8 +147,14 @@ def shard_from_json(data: dict[str, Any]) -> ShardJob:
             devices=devices,
             settings=ShardSettings(**settings),
         )
-    except (KeyError, TypeError) as exc:
+    except (KeyError, TypeError, ValueError) as exc:
         raise ValueError(f"malformed shard job: {type(exc).__name__}: {exc}") from None
+
+
+def _devices_of(data: dict[str, Any]) -> list[dict[str, Any]]:
+    if "devices_packed" in data:
+        return unpack(data["devices_packed"])
+    return data["devices"]
 
 
 def _device_from(data: dict[str, Any]) -> Device:

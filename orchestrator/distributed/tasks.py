@@ -16,13 +16,20 @@ from typing import Any
 
 import procrastinate
 
+from orchestrator.config import Config
 from orchestrator.distributed.shard import ShardJob, shard_from_json
 from orchestrator.models import Device
 from orchestrator.probes.registry import get_probes, steps_for
 from orchestrator.runner import FleetRunner, RunPlan
 from orchestrator.store import Store
+from orchestrator.sweep import ssh_settings_from
 from orchestrator.transport.limits import RouteLimiter
-from orchestrator.transport.ssh import SSHSettings, SSHTransport
+from orchestrator.transport.ssh import (
+    SSHSettings,
+    SSHTransport,
+    load_client_keys,
+    load_known_hosts,
+)
 from orchestrator.writer import BatchingWriter
 
 SHARD_TASK = "orch.sweep_shard"
@@ -42,6 +49,19 @@ class WorkerResources:
     store: Store
     ssh: SSHSettings
     """Keys (preloaded) and known_hosts from the worker's own config; timeouts come per run."""
+
+
+def worker_ssh_settings(config: Config) -> SSHSettings:
+    """The worker's SSH settings with its keys and known_hosts read once, for all its shards.
+
+    A fleet's known_hosts can hold 100,000 keys: parsed again for every shard it cost seconds
+    of CPU per shard and left the worker's memory growing. Errors reading either are raised
+    here, when the worker starts.
+    """
+    ssh = ssh_settings_from(config)
+    keys, _labels = load_client_keys(ssh)
+    known_hosts, _path = load_known_hosts(ssh)
+    return replace(ssh, keys=tuple(keys), known_hosts_loaded=known_hosts)
 
 
 def register_tasks(app: procrastinate.App) -> None:

@@ -32,6 +32,8 @@ class SSHSettings:
     """Preloaded keys (tests, simulator), used instead of files."""
     known_hosts: str | None = None
     """known_hosts file; None means ~/.ssh/known_hosts."""
+    known_hosts_loaded: asyncssh.SSHKnownHosts | None = None
+    """That file already read (an ``orch worker`` reads it once for all its shards)."""
     insecure_no_host_key_check: bool = False
     """Accept any host key. Explicit opt-out that exposes you to man-in-the-middle attacks."""
     connect_timeout_s: float = 10.0
@@ -85,6 +87,8 @@ def load_known_hosts(settings: SSHSettings) -> tuple[asyncssh.SSHKnownHosts | No
     path = os.path.expanduser(settings.known_hosts or "~/.ssh/known_hosts")
     if settings.insecure_no_host_key_check:
         return None, path
+    if settings.known_hosts_loaded is not None:
+        return settings.known_hosts_loaded, path
     try:
         return asyncssh.known_hosts.read_known_hosts(path), path
     except OSError as exc:

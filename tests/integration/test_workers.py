@@ -28,10 +28,19 @@ from sqlalchemy.exc import OperationalError, ProgrammingError
 from orchestrator.config import load_config
 from orchestrator.distributed.coordinator import (
     DistributedOptions,
+    plan_devices,
     run_distributed,
     shard_settings,
 )
-from orchestrator.distributed.shard import PlannedDevice, ShardJob, shard_from_json, shard_to_json
+from orchestrator.distributed.shard import (
+    PlannedDevice,
+    ShardJob,
+    shard_from_json,
+    shard_to_json,
+    split,
+    unpack,
+)
+from orchestrator.distributed.tasks import WorkerResources, run_shard, worker_ssh_settings
 from orchestrator.fleet.demo import demo_specs
 from orchestrator.models import Device, Route
 from orchestrator.sim.model import make_fleet
@@ -198,9 +207,16 @@ def test_shard_job_survives_json_with_planned_jump_routes():
         ),
         settings=settings,
     )
-    assert shard_from_json(json.loads(json.dumps(shard_to_json(job)))) == job
+    packed = json.loads(json.dumps(shard_to_json(job)))
+    assert shard_from_json(packed) == job
+    assert '"' not in packed["devices_packed"] and packed["device_count"] == 2
+    older = dict(packed)  # as an older coordinator enqueued it
+    older["devices"] = unpack(older.pop("devices_packed"))
+    assert shard_from_json(older) == job
     with pytest.raises(ValueError, match="malformed shard job"):
         shard_from_json({"run_id": 3})
+    with pytest.raises(ValueError, match="malformed shard job"):
+        shard_from_json({**packed, "devices_packed": "not base64 at all!"})
 
 
 @pytest.mark.postgres
@@ -233,7 +249,11 @@ def test_two_workers_store_every_device_once_and_patterns_once(pg_url: str, tmp_
         assert run_workers == 2, "both worker processes ran shards"
         assert len(job_args) == 6
         secrets = ("PRIVATE KEY", str(tmp_path / "client"), make_url(pg_url).password)
-        assert not [s for s in secrets for (args,) in job_args if s in args]
+        readable = [
+            args + json.dumps(unpack(json.loads(args)["devices_packed"])) for (args,) in job_args
+        ]
+        assert not [s for s in secrets for text in readable if s in text]
+        assert all(device.uuid in "".join(readable) for device in devices)
         assert outcome.run.devices_reached >= 55
 
         # patterns: computed by the coordinator over the whole run, not per shard
@@ -246,6 +266,39 @@ def test_two_workers_store_every_device_once_and_patterns_once(pg_url: str, tmp_
         assert set(depot.devices) <= caused
 
     asyncio.run(scenario())
+
+
+@pytest.mark.postgres
+@pytest.mark.timeout(60)
+def test_a_worker_reads_its_known_hosts_once_for_all_its_shards(pg_url: str, tmp_path: Path):
+    """Shards reuse the host keys read when the worker started: the file is gone by the time
+    they run, and every device is still verified and reached (a changed key would still fail)."""
+
+    async def scenario() -> tuple[list[int], list]:
+        async with SimFleet(_fleet_specs(14)) as fleet:
+            config_path = _write_config(tmp_path, fleet, concurrency=4)
+            config = load_config(config_path, env={})
+            ssh = worker_ssh_settings(config)
+            (tmp_path / "client" / "known_hosts").unlink()
+            devices = list(fleet.devices)
+            routes = route_settings_from(config, None, None)
+            request = SweepRequest(source_label="t", probes=["network"], concurrency=4)
+            settings = shard_settings(request, config, ssh, routes)
+            planned = plan_devices(devices, devices, routes)
+            with Store.open(pg_url) as store:
+                run_id = store.start_run(source="t", fleet=None, devices_total=14, options={})
+                resources = WorkerResources(store=store, ssh=ssh)
+                stored = [
+                    (await run_shard(ShardJob(run_id, index, tuple(chunk), settings), resources))[
+                        "stored"
+                    ]
+                    for index, chunk in enumerate(split(planned, 7))
+                ]
+                return stored, store.load_reports(run_id)
+
+    stored, reports = asyncio.run(scenario())
+    assert stored == [7, 7]
+    assert all(report.reachable for report in reports), [r.error for r in reports]
 
 
 @pytest.mark.postgres
@@ -327,7 +380,7 @@ async def _wait_mid_shard(url: str, sweep: asyncio.Future) -> tuple[int, int, di
             doing = []
         if doing:
             job_id, worker_id, args = doing[0]
-            uuids = [item["device"]["uuid"] for item in args["devices"]]
+            uuids = [item["device"]["uuid"] for item in unpack(args["devices_packed"])]
             rows = await asyncio.to_thread(
                 _query,
                 url,
