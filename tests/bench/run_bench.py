@@ -23,6 +23,9 @@ import tempfile
 import threading
 import time
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
@@ -174,7 +177,7 @@ def build_fleet(n: int, route: str) -> list[dict]:
     return devices
 
 
-def write_config(path: Path, route: str, concurrency: int) -> None:
+def write_config(path: Path, route: str, concurrency: int, proxy_port: int = PROXY_PORT) -> None:
     lines = [
         "[run]",
         f"concurrency = {concurrency}",
@@ -184,6 +187,7 @@ def write_config(path: Path, route: str, concurrency: int) -> None:
         f"max_targets_per_gateway = {JUMP_GROUP - 1}",
         "[balena]",
         'ssh_host = "127.0.0.1"',
+        f"ssh_port = {proxy_port}",
         'ssh_user = "bench"',
     ]
     path.write_text("\n".join(lines) + "\n")
@@ -243,9 +247,29 @@ def orch_outcome(out: Path) -> dict:
     }
 
 
-def run_size(
-    n: int, args: argparse.Namespace, work: Path, keys: tuple, captures: dict
-) -> list[dict]:
+@dataclass(frozen=True)
+class SizeFiles:
+    """What one fleet size needs on disk: the fleet's spec, orch's inputs, the baseline's script."""
+
+    size_dir: Path
+    spec: Path
+    config: Path
+    script: Path
+    nonce: str
+    fleet_args: list[str]
+    """``--inventory``, ``--key`` and ``--known-hosts`` arguments for orch and the baseline."""
+    env: dict[str, str]
+
+
+def prepare_size(
+    n: int,
+    args: argparse.Namespace,
+    work: Path,
+    keys: tuple,
+    captures: dict,
+    proxy_port: int = PROXY_PORT,
+) -> SizeFiles:
+    """Write the inventory, known_hosts, fleet spec, orch config and probe script for N devices."""
     key_path, pub_path, host_path, host_key = keys
     size_dir = work / f"n{n}"
     size_dir.mkdir()
@@ -270,16 +294,15 @@ def run_size(
                 "devices": [
                     {k: d[k] for k in ("uuid", "name", "scenario", "port")} for d in devices
                 ],
-                "proxy_port": PROXY_PORT if args.route == "proxy" else None,
+                "proxy_port": proxy_port if args.route == "proxy" else None,
             }
         )
     )
     config = size_dir / "orch.toml"
-    write_config(config, args.route, args.concurrency)
+    write_config(config, args.route, args.concurrency, proxy_port)
     nonce = new_nonce()
     script = size_dir / "probe.sh"
     script.write_bytes(probe_script(nonce))
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
     fleet_args = [
         "--inventory",
         str(inventory),
@@ -288,14 +311,29 @@ def run_size(
         "--known-hosts",
         str(known_hosts),
     ]
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    return SizeFiles(size_dir, spec, config, script, nonce, fleet_args, env)
+
+
+def run_size(
+    n: int, args: argparse.Namespace, work: Path, keys: tuple, captures: dict
+) -> list[dict]:
+    files = prepare_size(n, args, work, keys, captures)
+    size_dir, spec, config, env, fleet_args = (
+        files.size_dir,
+        files.spec,
+        files.config,
+        files.env,
+        files.fleet_args,
+    )
     loop_argv = [
         sys.executable,
         str(REPO / "tests/bench/baseline.py"),
         *fleet_args,
         "--script",
-        str(script),
+        str(files.script),
         "--nonce",
-        nonce,
+        files.nonce,
         "--concurrency",
         str(args.concurrency),
     ]
@@ -521,6 +559,33 @@ def _frame(text: str) -> str:
     return f"{name} ({where.rsplit(':', 1)[0].rsplit('/', 1)[-1]})" if where else name
 
 
+def capture_scenarios(size: int) -> dict:
+    """The real probe output of one device per scenario of a ``size``-device fleet."""
+    representatives = {}
+    for spec in make_fleet(max(200, size)):
+        representatives.setdefault(spec.scenario, spec)
+    started = time.monotonic()
+    captures = capture_sync(list(representatives.values()))
+    print(
+        f"captured {len(captures)} scenarios in {time.monotonic() - started:.1f}s",
+        file=sys.stderr,
+    )
+    return captures
+
+
+@contextmanager
+def work_directory(prefix: str, keep: bool) -> Iterator[Path]:
+    """A fresh temporary directory, removed afterwards unless ``keep``."""
+    work = Path(tempfile.mkdtemp(prefix=prefix))
+    try:
+        yield work
+    finally:
+        if keep:
+            print(f"work directory kept: {work}", file=sys.stderr)
+        else:
+            shutil.rmtree(work, ignore_errors=True)
+
+
 def main() -> None:
     args = parse_args()
     if not args.no_netns:
@@ -529,28 +594,14 @@ def main() -> None:
     if args.pin and len(os.sched_getaffinity(0)) > 1:
         CLIENT_CPUS = {min(os.sched_getaffinity(0))}
     sizes = [int(s) for s in args.sizes.split(",") if s.strip()]
-    work = Path(tempfile.mkdtemp(prefix="orch-bench-"))
-    try:
+    with work_directory("orch-bench-", args.keep) as work:
         keys = write_keys(work)
-        representatives = {}
-        for spec in make_fleet(max(200, *sizes)):
-            representatives.setdefault(spec.scenario, spec)
-        started = time.monotonic()
-        captures = capture_sync(list(representatives.values()))
-        print(
-            f"captured {len(captures)} scenarios in {time.monotonic() - started:.1f}s",
-            file=sys.stderr,
-        )
+        captures = capture_scenarios(max(sizes))
         rows = []
         for n in sizes:
             rows += run_size(n, args, work, keys, captures)
         if args.json_out:
             Path(args.json_out).write_text(json.dumps(rows, indent=2))
-    finally:
-        if args.keep:
-            print(f"work directory kept: {work}", file=sys.stderr)
-        else:
-            shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":
