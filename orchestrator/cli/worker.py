@@ -100,6 +100,7 @@ async def _serve(
     import socket
 
     from orchestrator.distributed.app import ensure_schema, make_app, postgres_conninfo
+    from orchestrator.distributed.known_hosts import KnownHostsReader
     from orchestrator.distributed.tasks import (
         CONTEXT_KEY,
         QUEUE,
@@ -112,6 +113,7 @@ async def _serve(
     config = state.config
     postgres_conninfo(url)  # a one-line usage error before anything else for a SQLite URL
     ssh = worker_ssh_settings(config)
+    known_hosts = KnownHostsReader(ssh)
     _limit, warning = raise_nofile_limit(concurrency * config.run["concurrency"] * 2 + 64)
     if warning:
         click.echo(f"orch: warning: {warning}", err=True)
@@ -131,7 +133,9 @@ async def _serve(
                     queues=[QUEUE],
                     name=name,
                     concurrency=concurrency,
-                    additional_context={CONTEXT_KEY: WorkerResources(store=store, ssh=ssh)},
+                    additional_context={
+                        CONTEXT_KEY: WorkerResources(store=store, ssh=ssh, known_hosts=known_hosts)
+                    },
                     update_heartbeat_interval=heartbeat_s,
                     stalled_worker_timeout=max(30.0, heartbeat_s * 3),
                     shutdown_graceful_timeout=shutdown_timeout_s,

@@ -17,6 +17,7 @@ from typing import Any
 import procrastinate
 
 from orchestrator.config import Config
+from orchestrator.distributed.known_hosts import KnownHostsReader
 from orchestrator.distributed.shard import ShardJob, shard_from_json
 from orchestrator.models import Device
 from orchestrator.probes.registry import get_probes, steps_for
@@ -24,12 +25,7 @@ from orchestrator.runner import FleetRunner, RunPlan
 from orchestrator.store import Store
 from orchestrator.sweep import ssh_settings_from
 from orchestrator.transport.limits import RouteLimiter
-from orchestrator.transport.ssh import (
-    SSHSettings,
-    SSHTransport,
-    load_client_keys,
-    load_known_hosts,
-)
+from orchestrator.transport.ssh import SSHSettings, SSHTransport, load_client_keys
 from orchestrator.writer import BatchingWriter
 
 SHARD_TASK = "orch.sweep_shard"
@@ -49,19 +45,16 @@ class WorkerResources:
     store: Store
     ssh: SSHSettings
     """Keys (preloaded) and known_hosts from the worker's own config; timeouts come per run."""
+    known_hosts: KnownHostsReader | None = None
+    """The worker's known_hosts, parsed again only when the file changes (None: read per shard)."""
 
 
 def worker_ssh_settings(config: Config) -> SSHSettings:
-    """The worker's SSH settings with its keys and known_hosts read once, for all its shards.
-
-    A fleet's known_hosts can hold 100,000 keys: parsed again for every shard it cost seconds
-    of CPU per shard and left the worker's memory growing. Errors reading either are raised
-    here, when the worker starts.
-    """
+    """The worker's SSH settings with its keys read once, for all its shards (errors raised
+    here, when the worker starts); known_hosts is a ``KnownHostsReader``'s."""
     ssh = ssh_settings_from(config)
     keys, _labels = load_client_keys(ssh)
-    known_hosts, _path = load_known_hosts(ssh)
-    return replace(ssh, keys=tuple(keys), known_hosts_loaded=known_hosts)
+    return replace(ssh, keys=tuple(keys))
 
 
 def register_tasks(app: procrastinate.App) -> None:
@@ -102,8 +95,12 @@ async def run_shard(shard: ShardJob, resources: WorkerResources) -> dict[str, in
         budget_s=settings.budget_s,
         device_timeout_s=settings.device_timeout_s,
     )
+    known_hosts = None
+    if resources.known_hosts is not None:  # re-parsed (seconds for a big file) only on change
+        known_hosts = await asyncio.to_thread(resources.known_hosts.current)
     ssh = replace(
         resources.ssh,
+        known_hosts_loaded=known_hosts,
         connect_timeout_s=settings.connect_timeout_s,
         login_timeout_s=settings.login_timeout_s,
         device_timeout_s=settings.device_timeout_s,

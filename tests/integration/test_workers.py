@@ -20,6 +20,7 @@ from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
+import asyncssh
 import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
@@ -32,6 +33,7 @@ from orchestrator.distributed.coordinator import (
     run_distributed,
     shard_settings,
 )
+from orchestrator.distributed.known_hosts import KnownHostsReader
 from orchestrator.distributed.shard import (
     PlannedDevice,
     ShardJob,
@@ -270,35 +272,48 @@ def test_two_workers_store_every_device_once_and_patterns_once(pg_url: str, tmp_
 
 @pytest.mark.postgres
 @pytest.mark.timeout(60)
-def test_a_worker_reads_its_known_hosts_once_for_all_its_shards(pg_url: str, tmp_path: Path):
-    """Shards reuse the host keys read when the worker started: the file is gone by the time
-    they run, and every device is still verified and reached (a changed key would still fail)."""
+def test_a_worker_parses_known_hosts_again_only_when_the_file_changes(pg_url: str, tmp_path: Path):
+    """Shards share the keys parsed at start; a changed file is read before the next shard; a
+    file that disappears leaves the last keys in use, not a shard of configuration errors."""
 
-    async def scenario() -> tuple[list[int], list]:
+    async def scenario() -> tuple[bool, list[list]]:
         async with SimFleet(_fleet_specs(14)) as fleet:
             config_path = _write_config(tmp_path, fleet, concurrency=4)
             config = load_config(config_path, env={})
             ssh = worker_ssh_settings(config)
-            (tmp_path / "client" / "known_hosts").unlink()
-            devices = list(fleet.devices)
+            known_hosts = KnownHostsReader(ssh)
+            unchanged = known_hosts.current() is known_hosts.current()
+            path = tmp_path / "client" / "known_hosts"
+            good = path.read_text()
+            stranger = asyncssh.generate_private_key("ssh-ed25519").export_public_key().decode()
+            wrong = "".join(f"{line.split()[0]} {stranger}" for line in good.splitlines())
+            files = [None, wrong, good, "deleted"]  # what the file holds before each shard
             routes = route_settings_from(config, None, None)
             request = SweepRequest(source_label="t", probes=["network"], concurrency=4)
             settings = shard_settings(request, config, ssh, routes)
-            planned = plan_devices(devices, devices, routes)
+            planned = plan_devices(list(fleet.devices), list(fleet.devices), routes)
+            outcomes = []
             with Store.open(pg_url) as store:
                 run_id = store.start_run(source="t", fleet=None, devices_total=14, options={})
-                resources = WorkerResources(store=store, ssh=ssh)
-                stored = [
-                    (await run_shard(ShardJob(run_id, index, tuple(chunk), settings), resources))[
-                        "stored"
-                    ]
-                    for index, chunk in enumerate(split(planned, 7))
-                ]
-                return stored, store.load_reports(run_id)
+                resources = WorkerResources(store=store, ssh=ssh, known_hosts=known_hosts)
+                for index, (chunk, content) in enumerate(
+                    zip(split(planned, 4), files, strict=True)
+                ):
+                    if content == "deleted":
+                        path.unlink()
+                    elif content is not None:
+                        staged = path.with_suffix(".new")
+                        staged.write_text(content)
+                        staged.replace(path)  # as editors and ssh-keyscan scripts do
+                    await run_shard(ShardJob(run_id, index, tuple(chunk), settings), resources)
+                    uuids = {item.device.uuid for item in chunk}
+                    reports = [r for r in store.load_reports(run_id) if r.uuid in uuids]
+                    outcomes.append([r.error_kind if r.error_kind else "ok" for r in reports])
+            return unchanged, outcomes
 
-    stored, reports = asyncio.run(scenario())
-    assert stored == [7, 7]
-    assert all(report.reachable for report in reports), [r.error for r in reports]
+    unchanged, outcomes = asyncio.run(scenario())
+    assert unchanged, "an unchanged file is not parsed again"
+    assert outcomes == [["ok"] * 4, ["hostkey"] * 4, ["ok"] * 4, ["ok"] * 2]
 
 
 @pytest.mark.postgres
