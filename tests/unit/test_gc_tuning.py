@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import gc
-from collections import deque
 import os
 import subprocess
 import sys
+from collections import deque
 from pathlib import Path
 
 import pytest
