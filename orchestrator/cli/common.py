@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta, timezone
 from functools import wraps
 from typing import Any
@@ -108,6 +108,19 @@ def parse_since(text: str | None) -> datetime | None:
 def emit(text: str) -> None:
     """Write a result to stdout."""
     click.echo(text)
+
+
+def emit_chunks(chunks: Iterable[str], flush_at: int = 1 << 16) -> None:
+    """Write a result given in pieces to stdout, in writes of about ``flush_at`` characters."""
+    pending: list[str] = []
+    size = 0
+    for chunk in chunks:
+        pending.append(chunk)
+        size += len(chunk)
+        if size >= flush_at:
+            click.echo("".join(pending), nl=False)
+            pending, size = [], 0
+    click.echo("".join(pending))
 
 
 def dumps(data: Any) -> str:

@@ -6,7 +6,13 @@ from typing import Any
 
 import click
 
-from orchestrator.cli.common import EXIT_FAILED, FORMAT_CHOICES, AppState, emit, handle_errors
+from orchestrator.cli.common import (
+    EXIT_FAILED,
+    FORMAT_CHOICES,
+    AppState,
+    emit_chunks,
+    handle_errors,
+)
 from orchestrator.config import ROUTE_MODES
 
 
@@ -96,7 +102,7 @@ def register(group: click.Group) -> None:
 
         from orchestrator.cli.diagnose_run import exit_code_for, run_diagnose
         from orchestrator.cli.progress import ProgressBar
-        from orchestrator.report.render import FORMATS
+        from orchestrator.report.render import render_chunks
 
         runner = run_diagnose
         if params.pop("workers"):
@@ -119,5 +125,5 @@ def register(group: click.Group) -> None:
             raise SystemExit(EXIT_FAILED) from None
         for warning in outcome.warnings:
             click.echo(f"orch: warning: {warning}", err=True)
-        emit(FORMATS[fmt](outcome.run, outcome.reports, outcome.network_findings))
+        emit_chunks(render_chunks(fmt, outcome.run, outcome.reports, outcome.network_findings))
         raise SystemExit(exit_code_for(outcome))

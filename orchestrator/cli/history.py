@@ -9,6 +9,7 @@ from orchestrator.cli.common import (
     AppState,
     dumps,
     emit,
+    emit_chunks,
     handle_errors,
     parse_since,
 )
@@ -149,7 +150,7 @@ def register(group: click.Group) -> None:
         """
         from orchestrator.errors import UsageError
         from orchestrator.history_models import on_network, parse_network
-        from orchestrator.report.render import FORMATS
+        from orchestrator.report.render import render_chunks
 
         try:
             wanted_network = parse_network(network) if network else None
@@ -171,4 +172,4 @@ def register(group: click.Group) -> None:
         if wanted_network is not None:
             kind, value = wanted_network
             reports = [r for r in reports if on_network(r, kind, value, findings)]
-        emit(FORMATS[fmt](run, reports, findings))
+        emit_chunks(render_chunks(fmt, run, reports, findings))

@@ -1,11 +1,11 @@
-"""Render a run as table, JSON or CSV text (pure: returns strings)."""
+"""Render a run as table, JSON or CSV text (pure: returns strings, or JSON as chunks)."""
 
 from __future__ import annotations
 
 import csv
 import io
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 
 from orchestrator.models import DeviceReport, NetworkFinding, RunSummary
 from orchestrator.report.document import run_document, sort_reports
@@ -17,7 +17,14 @@ def render_json(
     run: RunSummary, reports: Sequence[DeviceReport], network: Sequence[NetworkFinding]
 ) -> str:
     """The documented JSON document, indented."""
-    return json.dumps(run_document(run, reports, network), indent=2)
+    return "".join(stream_json(run, reports, network))
+
+
+def stream_json(
+    run: RunSummary, reports: Sequence[DeviceReport], network: Sequence[NetworkFinding]
+) -> Iterator[str]:
+    """``render_json``'s text in pieces: a 100,000-device run never holds it whole (~100 MB)."""
+    return json.JSONEncoder(indent=2).iterencode(run_document(run, reports, network))
 
 
 def _cause_text(report: DeviceReport) -> str:
@@ -84,3 +91,12 @@ def render_csv(
 
 
 FORMATS: dict[str, Renderer] = {"table": render_table, "json": render_json, "csv": render_csv}
+
+
+def render_chunks(
+    fmt: str, run: RunSummary, reports: Sequence[DeviceReport], network: Sequence[NetworkFinding]
+) -> Iterable[str]:
+    """The run in format ``fmt`` as pieces of text to write one after another."""
+    if fmt == "json":
+        return stream_json(run, reports, network)
+    return (FORMATS[fmt](run, reports, network),)
