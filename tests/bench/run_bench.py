@@ -109,38 +109,49 @@ def fleet_cpus() -> set[int] | None:
     return rest or None
 
 
+class PeakRss:
+    """Samples the resident size of a set of processes every 50 ms; keeps the largest."""
+
+    def __init__(self, pids: list[int]) -> None:
+        self.pids, self.peak_kb = pids, 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+
+    def __enter__(self) -> PeakRss:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _sample(self) -> None:
+        while not self._stop.is_set():
+            for pid in self.pids:
+                try:
+                    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                        if line.startswith("VmRSS:"):
+                            self.peak_kb = max(self.peak_kb, int(line.split()[1]))
+                except (OSError, ValueError):
+                    pass
+            self._stop.wait(0.05)
+
+
 def measure(argv: list[str], out: Path, env: dict[str, str]) -> Measured:
     """Run ``argv`` to completion; wall, CPU (wait4 rusage of its tree) and peak RSS."""
-    peak = [0]
     started = time.monotonic()
     with out.open("wb") as stdout, (out.with_suffix(".err")).open("wb") as stderr:
         proc = subprocess.Popen(
             argv, stdout=stdout, stderr=stderr, env=env, preexec_fn=_pinned(CLIENT_CPUS)
         )
-        done = threading.Event()
-
-        def sample() -> None:
-            status = Path(f"/proc/{proc.pid}/status")
-            while not done.is_set():
-                try:
-                    for line in status.read_text().splitlines():
-                        if line.startswith("VmRSS:"):
-                            peak[0] = max(peak[0], int(line.split()[1]))
-                except (OSError, ValueError):
-                    pass
-                done.wait(0.05)
-
-        sampler = threading.Thread(target=sample, daemon=True)
-        sampler.start()
-        _pid, status, usage = os.wait4(proc.pid, 0)
-        wall = time.monotonic() - started
-        done.set()
-        sampler.join()
+        with PeakRss([proc.pid]) as rss:
+            _pid, status, usage = os.wait4(proc.pid, 0)
+            wall = time.monotonic() - started
         proc.returncode = os.waitstatus_to_exitcode(status)
     return Measured(
         wall_s=round(wall, 3),
         cpu_s=round(usage.ru_utime + usage.ru_stime, 3),
-        peak_rss_mb=round(peak[0] / 1024, 1),
+        peak_rss_mb=round(rss.peak_kb / 1024, 1),
         maxrss_mb=round(usage.ru_maxrss / 1024, 1),
         rc=proc.returncode,
     )

@@ -28,7 +28,6 @@ import shutil
 import socket
 import subprocess
 import sys
-import threading
 import time
 import uuid
 from pathlib import Path
@@ -39,6 +38,7 @@ sys.path.insert(0, str(REPO))
 from tests.bench.run_bench import (  # noqa: E402
     ORCH,
     Measured,
+    PeakRss,
     SizeFiles,
     capture_scenarios,
     measure,
@@ -118,34 +118,6 @@ def postgres_cpu_s() -> float:
         except (OSError, ValueError):
             continue
     return total
-
-
-class PeakRss:
-    """Samples the resident size of a set of processes every 50 ms; keeps the largest."""
-
-    def __init__(self, pids: list[int]) -> None:
-        self.pids, self.peak_kb = pids, 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._sample, daemon=True)
-
-    def __enter__(self) -> PeakRss:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
-
-    def _sample(self) -> None:
-        while not self._stop.is_set():
-            for pid in self.pids:
-                try:
-                    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-                        if line.startswith("VmRSS:"):
-                            self.peak_kb = max(self.peak_kb, int(line.split()[1]))
-                except (OSError, ValueError):
-                    pass
-            self._stop.wait(0.05)
 
 
 class Database:
