@@ -484,15 +484,25 @@ def _resets(raw: _RawHit) -> frozenset[str]:
 
 
 def _superseded(found: list[tuple[_RawHit, str]]) -> list[tuple[_RawHit, str]]:
-    """Drop problems that a later line of the same source supersedes."""
+    """Drop problems that a later line of the same source supersedes.
+
+    One pass from the newest line back, carrying per source the facts that later lines reset:
+    linear in the hits, so a long pasted journal full of one failure stays cheap.
+    """
+    reset_later: dict[str, set[str]] = {}
     kept: list[tuple[_RawHit, str]] = []
-    for index, pair in enumerate(found):
+    for pair in reversed(found):
         raw = pair[0]
-        if raw[2] == PROBLEM and any(
-            later[0] == raw[0] and raw[1] in _resets(later) for later, _ in found[index + 1 :]
-        ):
-            continue
-        kept.append(pair)
+        facts = reset_later.get(raw[0])
+        if not (raw[2] == PROBLEM and facts is not None and raw[1] in facts):
+            kept.append(pair)
+        resets = _resets(raw)
+        if resets:
+            if facts is None:
+                reset_later[raw[0]] = set(resets)
+            else:
+                facts.update(resets)
+    kept.reverse()
     return kept
 
 

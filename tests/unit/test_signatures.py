@@ -1,10 +1,12 @@
 """Log signatures on the seed's journals and on variants of the real wording."""
 
+import random
 from pathlib import Path
 
 import pytest
 
-from orchestrator.diagnosis.signatures import scan
+from orchestrator.diagnosis import signatures
+from orchestrator.diagnosis.signatures import HEALTH, PROBLEM, scan
 
 SEED = Path(__file__).resolve().parents[1] / "fixtures" / "seed"
 REAL = Path(__file__).resolve().parents[1] / "fixtures" / "real"
@@ -153,3 +155,61 @@ def test_real_chronyd_and_dnsmasq_logs():
     assert keys((REAL / "chronyd_synced_log.txt").read_text()) == {"log.chrony.selected_source": 1}
     dead = keys((REAL / "dnsmasq_dead_upstream_log.txt").read_text())
     assert dead["log.dns.nameservers"] == ("127.0.0.9",)
+
+
+def _superseded_by_definition(found):
+    """The rule as the catalogue states it: a problem is dropped when any later hit of the same
+    source resets its fact (the specification ``_superseded`` must agree with)."""
+    return [
+        pair
+        for index, pair in enumerate(found)
+        if not (
+            pair[0][2] == PROBLEM
+            and any(
+                later[0] == pair[0][0] and pair[0][1] in signatures._resets(later)
+                for later, _ in found[index + 1 :]
+            )
+        )
+    ]
+
+
+def test_superseded_problems_agree_with_the_rule_on_random_hit_sequences():
+    facts = sorted(signatures.FACTS)
+    reset_sets = [None, frozenset(), signatures._TLS_FACTS, frozenset(facts[:5])]
+    rng = random.Random(7)
+    for _ in range(2000):
+        found = [
+            (
+                (
+                    rng.choice(["vpn", "supervisor", "curl"]),
+                    rng.choice(facts),
+                    rng.choice([PROBLEM, HEALTH]),
+                    True,
+                    rng.choice(reset_sets),
+                ),
+                f"line {position}",
+            )
+            for position in range(rng.randrange(0, 12))
+        ]
+        assert signatures._superseded(found) == _superseded_by_definition(found)
+
+
+def test_a_long_journal_of_one_failure_is_read_in_one_pass(monkeypatch):
+    # a day of OpenVPN retries pasted into `orch explain`: 20,000 failure lines, then recovery
+    failing = "".join(
+        f"Nov 25 10:{i // 60 % 60:02d}:{i % 60:02d} dev openvpn[123]: TLS Error: TLS handshake failed\n"
+        for i in range(20_000)
+    )
+    recovered = "Nov 25 11:00:00 dev openvpn[123]: Initialization Sequence Completed\n"
+    calls = 0
+    resets = signatures._resets
+
+    def counting(raw):
+        nonlocal calls
+        calls += 1
+        return resets(raw)
+
+    monkeypatch.setattr(signatures, "_resets", counting)
+    assert set(keys(failing)) == {"log.vpn.tls_handshake_failed"}
+    assert calls <= 20_000  # once per hit: the pairwise rule made 200 million such calls
+    assert set(keys(failing + recovered)) == {"log.vpn.connected"}
