@@ -39,13 +39,18 @@ class AppState:
             self._config = load_config(self.config_path)
         return self._config
 
-    def open_store(self, url: str | None):  # noqa: ANN201 - returns Store
-        """Open the results database (``--db`` wins over config and ``ORCH_DB_URL``)."""
+    def open_store(self, url: str | None, *, create: bool = True):  # noqa: ANN201 - returns Store
+        """Open the results database (``--db`` wins over config and ``ORCH_DB_URL``).
+
+        Commands that only read stored runs pass ``create=False``: a SQLite file that does
+        not exist is then a one-line error instead of a new empty database.
+        """
         from orchestrator.store import Store
 
         store = Store.open(
             url or self.config.db_url,
             max_step_output_bytes=self.config.database["max_step_output_bytes"],
+            create=create,
         )
         store.recover_orphans()
         return store

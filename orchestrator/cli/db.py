@@ -34,7 +34,7 @@ def register(group: click.Group) -> None:
         """Show the schema revision the database is at, and the latest one."""
         from orchestrator.store import Store
 
-        with Store.open(url or state.config.db_url, require_head=False) as store:
+        with Store.open(url or state.config.db_url, require_head=False, create=False) as store:
             revision, head = store.current_revision(), Store.head_revision()
             status = "up to date" if revision == head else "run `orch db upgrade`"
             emit(
@@ -68,7 +68,7 @@ def register(group: click.Group) -> None:
         cutoff = parse_since(older_than)
         if cutoff is None:
             raise UsageError("--older-than needs an age or date, e.g. 90d")
-        store = state.open_store(url)
+        store = state.open_store(url, create=False)
         try:
             result = store.prune(cutoff, whole_runs=not keep_findings)
         finally:

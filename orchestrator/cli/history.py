@@ -46,7 +46,7 @@ def register(group: click.Group) -> None:
 
         from orchestrator.report.document import run_dict
 
-        store = state.open_store(db)
+        store = state.open_store(db, create=False)
         try:
             found = store.list_runs(
                 fleet=fleet, status=status, since=parse_since(since), limit=limit
@@ -156,7 +156,7 @@ def register(group: click.Group) -> None:
             wanted_network = parse_network(network) if network else None
         except ValueError as exc:
             raise UsageError(str(exc)) from None
-        store = state.open_store(db)
+        store = state.open_store(db, create=False)
         try:
             if run_id is None:
                 run_id = store.latest_run_id()

@@ -40,7 +40,7 @@ def register(group: click.Group) -> None:
         """
         from orchestrator.report.history_render import render_history
 
-        store = state.open_store(db)
+        store = state.open_store(db, create=False)
         try:
             found = store.device_history(
                 device, since=parse_since(since), category=category, limit=limit
@@ -78,7 +78,7 @@ def register(group: click.Group) -> None:
         """
         from orchestrator.report.history_render import render_patterns
 
-        store = state.open_store(db)
+        store = state.open_store(db, create=False)
         try:
             report = store.network_patterns(run_id, since=parse_since(since), fleet=fleet)
         finally:
@@ -101,7 +101,7 @@ def register(group: click.Group) -> None:
         """
         from orchestrator.report.history_render import render_diff
 
-        store = state.open_store(db)
+        store = state.open_store(db, create=False)
         try:
             found = store.diff_runs(run_a, run_b)
         finally:

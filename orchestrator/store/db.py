@@ -88,15 +88,20 @@ class Store:
         *,
         max_step_output_bytes: int = DEFAULT_MAX_STEP_OUTPUT_BYTES,
         require_head: bool = True,
+        create: bool = True,
     ) -> Store:
         """Connect to `url` (default: the SQLite file in the user data dir).
 
         SQLite is migrated to head here. PostgreSQL must already be at head unless
         `require_head` is False (what `orch db upgrade` and `orch db current` pass).
+        With `create` False a SQLite file that does not exist is an error, not a new empty
+        database (what commands that only read or trim stored runs pass).
         """
         if max_step_output_bytes <= 0:
             raise ValueError("max_step_output_bytes must be positive")
         parsed = normalise_url(url or default_url())
+        if not create:
+            _require_sqlite_file(parsed)
         engine = _create_engine(parsed)
         store = cls(engine, max_step_output_bytes=max_step_output_bytes)
         try:
@@ -462,10 +467,30 @@ def _create_engine(url: URL) -> Engine:
     return engine
 
 
-def _make_sqlite_dir(url: URL) -> None:
+def _sqlite_path(url: URL) -> Path | None:
+    """The file a SQLite URL names (None: in memory or a `file:` URI)."""
     if url.database in (None, "", ":memory:") or url.database.startswith("file:"):
+        return None
+    return Path(url.database).expanduser()
+
+
+def _require_sqlite_file(url: URL) -> None:
+    """Refuse a SQLite URL whose file does not exist (a typo must not become a new database)."""
+    if url.get_backend_name() != "sqlite":
         return
-    directory = Path(url.database).expanduser().parent
+    path = _sqlite_path(url)
+    if path is not None and not path.exists():
+        raise StoreError(
+            f"no database at {path}: nothing has been stored there "
+            "(run `orch diagnose` first, or check --db, ORCH_DB_URL and [database] url)"
+        )
+
+
+def _make_sqlite_dir(url: URL) -> None:
+    path = _sqlite_path(url)
+    if path is None:
+        return
+    directory = path.parent
     try:
         directory.mkdir(parents=True, exist_ok=True)
     except OSError as exc:

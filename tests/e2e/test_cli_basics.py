@@ -10,6 +10,7 @@ import pytest
 from click.testing import CliRunner
 
 from orchestrator.cli import main
+from orchestrator.store import Store
 
 
 def all_commands(group: click.Group, prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
@@ -83,7 +84,9 @@ def test_db_upgrade_and_current_on_sqlite(tmp_path: Path) -> None:
 
 
 def test_show_unknown_run_is_exit_2(tmp_path: Path) -> None:
-    result = CliRunner().invoke(main, ["show", "999", "--db", f"sqlite:///{tmp_path}/x.db"])
+    url = f"sqlite:///{tmp_path}/x.db"
+    Store.open(url).close()
+    result = CliRunner().invoke(main, ["show", "999", "--db", url])
     assert result.exit_code == 2
     assert "999" in result.stderr
 

@@ -283,3 +283,36 @@ def test_two_demo_runs_give_history_patterns_and_an_empty_diff(tmp_path: Path) -
     )
     shown = sorted(d["uuid"] for d in json.loads(on_lan.output)["devices"])
     assert shown == sorted(flagged[0]["devices"])
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["runs"],
+        ["show"],
+        ["history", "gate-01"],
+        ["patterns"],
+        ["diff", "1", "2"],
+        ["db", "current"],
+        ["db", "prune", "--older-than", "90d"],
+    ],
+)
+def test_reading_a_missing_sqlite_file_is_one_line_and_creates_nothing(
+    tmp_path: Path, command: list[str]
+) -> None:
+    # a mistyped --db must not become a new empty database (and its directories)
+    missing = tmp_path / "typo" / "orch.sqlite3"
+    result = orch(*command, "--db", f"sqlite:///{missing}")
+    assert result.exit_code == 3
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1
+    assert lines[0].startswith(f"orch: error: no database at {missing}")
+    assert not missing.parent.exists()
+
+
+def test_reading_an_existing_empty_database_still_works(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'orch.sqlite3'}"
+    Store.open(url).close()
+    result = orch("runs", "--db", url)
+    assert result.exit_code == 0
+    assert result.output.strip() == "no runs stored yet"
