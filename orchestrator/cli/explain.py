@@ -11,7 +11,7 @@ def register(group: click.Group) -> None:
     """Add ``explain`` to the CLI."""
 
     @group.command()
-    @click.argument("source", type=click.File("r", encoding="utf-8", errors="replace"), default="-")
+    @click.argument("source", type=click.File("rb"), default="-")
     @click.option(
         "--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True
     )
@@ -20,11 +20,14 @@ def register(group: click.Group) -> None:
     def explain(state: AppState, source, fmt: str) -> None:
         """Name the root cause shown by a log excerpt or command output (FILE, or - for stdin).
 
-        Exit status: 0 healthy, 1 problems found, 0 inconclusive.
+        FILE may be gzip-compressed. Exit status: 0 healthy, 1 problems found, 0 inconclusive.
         """
+        from orchestrator.cli.pasted import decode_pasted
         from orchestrator.diagnosis.explain import explain_text
 
-        result = explain_text(source.read())
+        name = getattr(source, "name", "-")
+        name = "stdin" if name in ("-", "<stdin>") else name
+        result = explain_text(decode_pasted(source.read(), name))
         if fmt == "json":
             emit(dumps(result.to_dict()))
         else:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 from pathlib import Path
 
@@ -102,6 +103,33 @@ def test_explain_names_the_seed_root_cause() -> None:
     document = json.loads(result.stdout)
     assert document["verdict"] == "problems"
     assert any(code.startswith("time.") for code in document["root_causes"])
+
+
+def test_explain_reads_a_gzipped_journal_as_the_plain_one(tmp_path: Path) -> None:
+    journal = (
+        Path(__file__).resolve().parents[1] / "fixtures" / "seed" / "6.2_supervisor_eai_again.txt"
+    )
+    packed = tmp_path / "journal.txt.gz"
+    packed.write_bytes(gzip.compress(journal.read_bytes()))
+    plain = CliRunner().invoke(main, ["explain", "--format", "json", str(journal)])
+    from_file = CliRunner().invoke(main, ["explain", "--format", "json", str(packed)])
+    from_stdin = CliRunner().invoke(
+        main, ["explain", "--format", "json"], input=packed.read_bytes()
+    )
+    assert plain.exit_code == from_file.exit_code == from_stdin.exit_code == 1
+    assert json.loads(plain.stdout)["root_causes"]
+    assert from_file.stdout == plain.stdout == from_stdin.stdout
+
+
+def test_explain_of_binary_input_is_one_line_exit_2(tmp_path: Path) -> None:
+    blob = tmp_path / "core.bin"
+    blob.write_bytes(b"\x7fELF\x02\x01\x01\x00" + bytes(range(256)) * 4)
+    result = CliRunner().invoke(main, ["explain", str(blob)])
+    assert result.exit_code == 2
+    assert (
+        result.stderr
+        == f"orch: error: {blob}: binary data, not text: pass a log or command output\n"
+    )
 
 
 def test_no_source_and_no_token_diagnoses_the_demo(tmp_path: Path, monkeypatch) -> None:
