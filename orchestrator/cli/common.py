@@ -17,6 +17,7 @@ from typing import Any
 import click
 
 from orchestrator.errors import OrchError, UsageError
+from orchestrator.report.terminal import inert
 
 EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE, EXIT_FAILED = 0, 1, 2, 3
 FORMAT_CHOICES = click.Choice(["table", "json", "csv"])
@@ -79,7 +80,7 @@ def handle_errors(func: Callable[..., Any]) -> Callable[..., Any]:
             state = click.get_current_context().find_object(AppState)
             if state is not None and state.debug:
                 raise
-            click.echo(f"orch: error: {exc}", err=True)
+            click.echo(inert(f"orch: error: {exc}"), err=True)
             sys.exit(exc.exit_code)
         except (SystemExit, KeyboardInterrupt, click.exceptions.Exit, click.ClickException):
             raise
@@ -111,21 +112,22 @@ def parse_since(text: str | None) -> datetime | None:
 
 
 def emit(text: str) -> None:
-    """Write a result to stdout."""
-    click.echo(text)
+    """Write a result to stdout (control characters shown as ``?``, see `inert`)."""
+    click.echo(inert(text))
 
 
 def emit_chunks(chunks: Iterable[str], flush_at: int = 1 << 16) -> None:
-    """Write a result given in pieces to stdout, in writes of about ``flush_at`` characters."""
+    """Write a result given in pieces to stdout, in writes of about ``flush_at`` characters
+    (control characters shown as ``?``, see `inert`)."""
     pending: list[str] = []
     size = 0
     for chunk in chunks:
         pending.append(chunk)
         size += len(chunk)
         if size >= flush_at:
-            click.echo("".join(pending), nl=False)
+            click.echo(inert("".join(pending)), nl=False)
             pending, size = [], 0
-    click.echo("".join(pending))
+    click.echo(inert("".join(pending)))
 
 
 def dumps(data: Any) -> str:

@@ -14,6 +14,7 @@ from orchestrator.cli.common import (
     handle_errors,
 )
 from orchestrator.config import ROUTE_MODES
+from orchestrator.report.terminal import inert
 
 
 def register(group: click.Group) -> None:
@@ -124,6 +125,6 @@ def register(group: click.Group) -> None:
             )
             raise SystemExit(EXIT_FAILED) from None
         for warning in outcome.warnings:
-            click.echo(f"orch: warning: {warning}", err=True)
+            click.echo(inert(f"orch: warning: {warning}"), err=True)
         emit_chunks(render_chunks(fmt, outcome.run, outcome.reports, outcome.network_findings))
         raise SystemExit(exit_code_for(outcome))

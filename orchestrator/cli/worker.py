@@ -12,6 +12,7 @@ import click
 
 from orchestrator.cli.common import AppState, handle_errors
 from orchestrator.errors import UsageError
+from orchestrator.report.terminal import inert
 
 
 async def run_diagnose_on_workers(state: AppState, params: dict[str, Any], _progress: Any) -> Any:
@@ -116,7 +117,7 @@ async def _serve(
     known_hosts = KnownHostsReader(ssh)
     _limit, warning = raise_nofile_limit(concurrency * config.run["concurrency"] * 2 + 64)
     if warning:
-        click.echo(f"orch: warning: {warning}", err=True)
+        click.echo(inert(f"orch: warning: {warning}"), err=True)
     store = await asyncio.to_thread(state.open_store, url)
     try:
         await ensure_schema(url)

@@ -6,6 +6,7 @@ import gzip
 import json
 from pathlib import Path
 
+import asyncssh
 import click
 import pytest
 from click.testing import CliRunner
@@ -164,3 +165,39 @@ def test_no_source_with_a_token_asks_for_the_fleet(tmp_path: Path, monkeypatch) 
     )
     assert result.exit_code == 2
     assert "--fleet" in result.stderr and "some-token" not in result.stderr
+
+
+def test_hostile_device_names_reach_the_terminal_inert_and_the_json_exact(
+    tmp_path: Path,
+) -> None:
+    # a name set through the balena dashboard (or an inventory) carrying escape sequences
+    name = "gate\x1b]0;pwned\x07\x1b[2J-01"
+    inventory = tmp_path / "inventory.json"
+    inventory.write_text(
+        json.dumps(
+            [{"uuid": "a" * 32, "name": name, "address": "127.0.0.1", "port": 1, "user": "root"}]
+        )
+    )
+    known_hosts = tmp_path / "known_hosts"
+    known_hosts.write_text("")
+    key = tmp_path / "id_ed25519"
+    key.write_text(asyncssh.generate_private_key("ssh-ed25519").export_private_key().decode())
+    base = [
+        "diagnose",
+        "--inventory",
+        str(inventory),
+        "--key",
+        str(key),
+        "--known-hosts",
+        str(known_hosts),
+        "--db",
+        f"sqlite:///{tmp_path / 'orch.sqlite3'}",
+    ]
+    table = CliRunner().invoke(main, [*base, "--format", "table"])
+    assert table.exit_code == 1, table.output
+    assert "gate?]0;pwned??[2J-01" in table.stdout
+    assert not any(ch in table.output for ch in "\x1b\x07")
+    shown = CliRunner().invoke(main, ["show", "--db", base[-1], "--format", "csv"])
+    assert "gate?]0;pwned??[2J-01" in shown.stdout
+    document = CliRunner().invoke(main, ["show", "--db", base[-1], "--format", "json"])
+    assert json.loads(document.stdout)["devices"][0]["name"] == name
