@@ -3,7 +3,7 @@ INSERTs of `fast_insert` and the SQLite sweep writer of `sqlite_sweep`."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from operator import itemgetter
 from typing import Any
 
@@ -31,12 +31,11 @@ def positional_rows(
     else:
         picked = list(map(itemgetter(*names), values))
     converted = [(i, p) for i, p in enumerate(processors) if p is not None]
-    if not converted:
+    if not converted or not picked:
         return picked
-    rows = []
-    for row in picked:
-        items = list(row)
-        for index, process in converted:
-            items[index] = process(items[index])
-        rows.append(tuple(items))
-    return rows
+    # column-wise: transpose, convert whole columns, transpose back (C loops, not a Python
+    # loop per row and column)
+    columns: list[Iterable[Any]] = list(zip(*picked, strict=True))
+    for index, process in converted:
+        columns[index] = map(process, columns[index])
+    return list(zip(*columns, strict=True))
