@@ -135,26 +135,17 @@ class SplitResult:
     """Names of steps whose frame was malformed (a broken or forged frame)."""
 
 
-def _arrival(
-    chunk_times: Sequence[tuple[int, float]], ends: Sequence[int], offset: int
-) -> float | None:
-    """When the byte at ``offset`` arrived, from (end offset, time) pairs in arrival order
-    (``ends``: their end offsets)."""
-    if not chunk_times:
-        return None
-    index = bisect_left(ends, offset + 1)
-    if index >= len(chunk_times):
-        return chunk_times[-1][1]
-    return chunk_times[index][1]
-
-
 def split_output(
     stdout: bytes,
     nonce: str,
     steps: Sequence[Step],
     chunk_times: Sequence[tuple[int, float]] = (),
 ) -> SplitResult:
-    """Recover every step's output; steps with no intact frame come back ``missing``."""
+    """Recover every step's output; steps with no intact frame come back ``missing``.
+
+    ``chunk_times`` are (end offset, arrival time) pairs of the chunks received, in order: a
+    step's ``received_at`` is when its last byte arrived.
+    """
     prefix = f"{MARKER}:{nonce}:".encode()
     header = re.compile(
         re.escape(prefix) + rb"BEGIN:([a-z][a-z0-9_.-]*):(-?\d+):(\d+):([a-z-]+):(-?\d+)\n"
@@ -187,15 +178,22 @@ def split_output(
         if name in wanted and name not in found:
             flags = flags_raw.decode()
             skipped = "s" in flags
+            if ends:  # when the step's last byte arrived
+                at = bisect_left(ends, body_end + 1)
+                arrived: float | None = chunk_times[at if at < len(ends) else -1][1]
+            else:
+                arrived = None
+            # positional: ~40 records per device, and keywords cost over a third of building one
             found[name] = StepOutput(
-                name=name,
-                output=stdout[body_start:body_end].decode("utf-8", errors="replace"),
-                exit_code=None if skipped else int(exit_code),
-                truncated="t" in flags,
-                timed_out="o" in flags,
-                skipped=skipped,
-                duration_s=float(took),
-                received_at=_arrival(chunk_times, ends, body_end),
+                name,
+                stdout[body_start:body_end].decode("utf-8", errors="replace"),
+                None if skipped else int(exit_code),
+                "t" in flags,
+                "o" in flags,
+                skipped,
+                False,
+                float(took),
+                arrived,
             )
         pos = next_pos
     for step in steps:
