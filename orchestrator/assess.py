@@ -7,7 +7,6 @@ device's network keys. A device that never started the script is unreachable and
 
 from __future__ import annotations
 
-import re
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING
 
@@ -16,17 +15,16 @@ from orchestrator.models import Device, DeviceReport, NetworkKeys, Observation, 
 from orchestrator.probes.base import ProbeContext
 from orchestrator.probes.registry import parse_all
 from orchestrator.probes.script import split_output
+from orchestrator.report.terminal import inert
 
 if TYPE_CHECKING:
     from orchestrator.runner import RunPlan
     from orchestrator.transport.ssh import ScriptResult
 
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
-
 
 def printable_excerpt(data: bytes, limit: int = 160) -> str:
     """A short, single-line, control-free excerpt of device output for error messages."""
-    text = _CONTROL.sub("?", data[:limit].decode("utf-8", errors="replace"))
+    text = inert(data[:limit].decode("utf-8", errors="replace"))
     text = " ".join(text.split())
     return text + ("..." if len(data) > limit else "")
 
