@@ -323,6 +323,16 @@ class SimFleet:
                 self._running.discard(proc)
                 with contextlib.suppress(ProcessLookupError, ChildProcessError):
                     await proc.wait()
+                _close_pipes(proc)
+
+
+def _close_pipes(proc: asyncio.subprocess.Process) -> None:
+    """Close the shell's pipes now. Output nobody read any more (the client went away) keeps a
+    pipe, and so the subprocess transport, open until garbage collection, which may come after
+    the event loop has closed and then fails ("Event loop is closed")."""
+    transport = getattr(proc, "_transport", None)  # asyncio keeps no public handle on it
+    if transport is not None:
+        transport.close()
 
 
 def _kill_group(proc: asyncio.subprocess.Process) -> None:
