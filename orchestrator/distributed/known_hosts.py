@@ -15,7 +15,7 @@ from dataclasses import replace
 import asyncssh
 
 from orchestrator.errors import ConfigError
-from orchestrator.transport.credentials import SSHSettings, load_known_hosts
+from orchestrator.transport.credentials import SSHSettings, known_hosts_path, load_known_hosts
 
 log = logging.getLogger(__name__)
 
@@ -27,7 +27,7 @@ class KnownHostsReader:
 
     def __init__(self, settings: SSHSettings) -> None:
         self._settings = replace(settings, known_hosts_loaded=None)
-        self._path = os.path.expanduser(settings.known_hosts or "~/.ssh/known_hosts")
+        self._path = known_hosts_path(settings)
         self._stamp: _Stamp | None = None
         self._loaded: asyncssh.SSHKnownHosts | None = None
         self.current()

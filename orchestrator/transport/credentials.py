@@ -82,9 +82,14 @@ def load_client_keys(settings: SSHSettings) -> tuple[list[asyncssh.SSHKey], list
     return keys, list(paths)
 
 
+def known_hosts_path(settings: SSHSettings) -> str:
+    """The known_hosts file ``settings`` name (default ``~/.ssh/known_hosts``), expanded."""
+    return os.path.expanduser(settings.known_hosts or "~/.ssh/known_hosts")
+
+
 def load_known_hosts(settings: SSHSettings) -> tuple[asyncssh.SSHKnownHosts | None, str]:
     """The known_hosts object (None when host key checks are off) and its file path, read once."""
-    path = os.path.expanduser(settings.known_hosts or "~/.ssh/known_hosts")
+    path = known_hosts_path(settings)
     if settings.insecure_no_host_key_check:
         return None, path
     if settings.known_hosts_loaded is not None:
