@@ -72,7 +72,10 @@ def parse_args() -> argparse.Namespace:
         action="store_true",
         help="measured client on CPU 0, fleet on the other CPUs (steadier CPU figures)",
     )
-    return parser.parse_args()
+    args = parser.parse_args()
+    if args.profile and Path(args.profile).exists() and not Path(args.profile).is_dir():
+        parser.error(f"--profile {args.profile}: exists and is not a directory")
+    return args
 
 
 def reexec_in_netns() -> None:
@@ -391,7 +394,17 @@ def run_size(
         if args.profile:
             profile(orch_argv, size_dir, Path(args.profile), n, args.route, env)
         if args.instructions:
-            count_instructions(orch_argv, size_dir, n, env)
+            loop = count_instructions("bare loop", loop_argv, size_dir, n, env)
+            jump_loop = None
+            if args.route == "jump":
+                jump_loop = count_instructions(
+                    "bare loop through the gateways", [*loop_argv, "--jump"], size_dir, n, env
+                )
+            orch = count_instructions("orch", orch_argv, size_dir, n, env)
+            if loop and orch:
+                print(f"  orch / bare loop instructions: x{orch / loop:.2f}")
+            if jump_loop and orch:
+                print(f"  orch / bare loop through the gateways: x{orch / jump_loop:.2f}")
     finally:
         fleet_cpu = stop_fleet(fleet)
     for r in rows:
@@ -470,18 +483,21 @@ def print_row(r: dict) -> None:
     )
 
 
-def count_instructions(argv: list[str], size_dir: Path, n: int, env: dict) -> None:
-    """Run orch once more under cachegrind and print how many instructions it executed.
+def count_instructions(
+    label: str, argv: list[str], size_dir: Path, n: int, env: dict
+) -> int | None:
+    """Run a client once more under cachegrind; print and return the instructions it executed.
 
     Instruction counts barely move between runs on a noisy machine, so two versions of orch
-    compare at a glance; run sizes 1 and N to split start-up from the per-device cost. (The
-    client runs some 50x slower, so reads and batches grow: compare versions, not machines.)
+    compare at a glance, and orch against the bare loop gives a ratio the machine's speed does
+    not move; run sizes 1 and N to split start-up from the per-device cost. (The client runs
+    some 50x slower, so reads and batches grow: compare versions, not machines.)
     """
     valgrind = shutil.which("valgrind")
     if valgrind is None:
         print("  valgrind not installed: no instruction count", file=sys.stderr)
-        return
-    log = size_dir / "cachegrind.log"
+        return None
+    log = size_dir / f"cachegrind-{label.replace(' ', '-')}.log"
     db_argv = [
         a if not a.startswith("sqlite:///") else f"sqlite:///{size_dir}/instructions.db"
         for a in argv
@@ -503,9 +519,10 @@ def count_instructions(argv: list[str], size_dir: Path, n: int, env: dict) -> No
     refs = [line for line in log.read_text().splitlines() if "I   refs:" in line]
     if not refs:
         print(f"  no instruction count (see {log})", file=sys.stderr)
-        return
+        return None
     total = int(refs[-1].split(":")[-1].replace(",", ""))
-    print(f"  orch instructions: {total / 1e9:.3f} G ({total / 1e6 / n:.2f} M per device)")
+    print(f"  {label} instructions: {total / 1e9:.3f} G ({total / 1e6 / n:.2f} M per device)")
+    return total
 
 
 def profile(argv: list[str], size_dir: Path, out_dir: Path, n: int, route: str, env: dict) -> None:
