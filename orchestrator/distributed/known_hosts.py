@@ -12,10 +12,9 @@ import logging
 import os
 from dataclasses import replace
 
-import asyncssh
-
 from orchestrator.errors import ConfigError
 from orchestrator.transport.credentials import SSHSettings, known_hosts_path, load_known_hosts
+from orchestrator.transport.sshlib import asyncssh
 
 log = logging.getLogger(__name__)
 

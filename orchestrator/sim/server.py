@@ -27,11 +27,10 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
-import asyncssh
-
 from orchestrator.models import Device
 from orchestrator.sim import model, render
 from orchestrator.sim.model import SimDeviceSpec
+from orchestrator.transport.sshlib import asyncssh
 
 LAN_SSH_PORT = 22222
 FLOOD_BYTES = 50 * 1024 * 1024

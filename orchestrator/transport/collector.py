@@ -12,7 +12,7 @@ import asyncio
 import time
 from typing import Protocol
 
-import asyncssh
+from orchestrator.transport.sshlib import asyncssh
 
 
 class Output(Protocol):

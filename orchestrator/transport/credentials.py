@@ -9,10 +9,9 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-import asyncssh
-
 from orchestrator.errors import ConfigError
 from orchestrator.transport.errors_map import one_line
+from orchestrator.transport.sshlib import asyncssh
 
 DEFAULT_KEY_NAMES = ("id_ed25519", "id_ecdsa", "id_rsa")
 PREFERRED_KEX = "^curve25519-sha256,curve25519-sha256@libssh.org"

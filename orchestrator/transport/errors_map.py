@@ -12,10 +12,9 @@ import asyncio
 import errno
 import socket
 
-import asyncssh
-
 from orchestrator.errors import TransportError
 from orchestrator.models import Route
+from orchestrator.transport.sshlib import asyncssh
 
 _UNREACHABLE_ERRNOS = frozenset(
     {errno.EHOSTUNREACH, errno.ENETUNREACH, errno.EHOSTDOWN, errno.EADDRNOTAVAIL, errno.ENETDOWN}

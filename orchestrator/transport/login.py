@@ -14,8 +14,6 @@ import time
 from collections.abc import Callable
 from contextlib import suppress
 
-import asyncssh
-
 from orchestrator.models import Route
 from orchestrator.transport.credentials import (
     SSHSettings,
@@ -24,6 +22,7 @@ from orchestrator.transport.credentials import (
     shared_options,
 )
 from orchestrator.transport.errors_map import auth_error, hostkey_error, timeout_error
+from orchestrator.transport.sshlib import asyncssh
 from orchestrator.transport.tunnel import GatewayTunnel
 
 log = logging.getLogger("orchestrator.transport")

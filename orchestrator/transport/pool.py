@@ -27,7 +27,7 @@ from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
-import asyncssh
+from orchestrator.transport.sshlib import asyncssh
 
 __all__ = ["ConnectionPool", "PooledSession", "SessionsRefused"]
 

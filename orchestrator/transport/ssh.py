@@ -23,8 +23,6 @@ import time
 from contextlib import AsyncExitStack, suppress
 from dataclasses import dataclass, field
 
-import asyncssh
-
 from orchestrator.errors import TransportError
 from orchestrator.models import Route
 from orchestrator.transport.collector import OutputCollector
@@ -38,6 +36,7 @@ from orchestrator.transport.errors_map import (
 from orchestrator.transport.fd_limit import raise_nofile_limit
 from orchestrator.transport.login import Login
 from orchestrator.transport.pool import ConnectionPool, SessionsRefused
+from orchestrator.transport.sshlib import asyncssh
 
 __all__ = [
     "SSHSettings",

@@ -16,7 +16,7 @@ import asyncio
 from contextlib import suppress
 from typing import Any
 
-import asyncssh
+from orchestrator.transport.sshlib import asyncssh
 
 
 class _GatheringTransport:
