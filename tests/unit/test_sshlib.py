@@ -28,8 +28,8 @@ linux_with_ldconfig = pytest.mark.skipif(
 def test_names_in_the_linker_cache_resolve_as_the_full_lookup_does() -> None:
     listing = linker_cache_listing()
     assert listing is not None
-    present = [name for name in ("c", "m", "z", "ssl", "crypto", "nettle", "ffi")]
-    answers = {name: soname_in_listing(listing, name, abi_type()) for name in present}
+    names = ("c", "m", "z", "ssl", "crypto", "nettle", "ffi")
+    answers = {name: soname_in_listing(listing, name, abi_type()) for name in names}
     assert answers["c"] is not None and answers["c"].startswith("libc.so")
     for name, answer in answers.items():
         assert answer == ctypes.util.find_library(name), name
