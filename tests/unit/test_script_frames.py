@@ -12,15 +12,17 @@ from orchestrator.probes.script import build_script, new_nonce, split_output
 STEPS = (
     Step("plain", "echo hello; exit 3", timeout_s=5),
     Step("capped", "printf 'x%.0s' $(seq 1 300)", timeout_s=5, max_bytes=100),
-    Step("slow", "sleep 5; echo never", timeout_s=1),
+    Step("slow", "sleep 5; echo never", timeout_s=2),
     Step("late", "echo too late", timeout_s=5),
 )
 
 
 def test_a_real_shell_run_splits_into_the_right_flags_and_times() -> None:
     nonce = new_nonce()
-    # budget 1 s: the slow step's time limit spends it, so the last step never starts
-    script = build_script(STEPS, nonce, budget_s=1)
+    # budget 2 s, counted in whole seconds of uptime: the slow step starts with 1 or 2 s left
+    # (a second may tick over during the first two steps), its time limit spends them, and so
+    # the last step never starts
+    script = build_script(STEPS, nonce, budget_s=2)
     sent = time.time()
     stdout = subprocess.run(["sh", "-s"], input=script, capture_output=True, timeout=30).stdout
     arrived = time.time()
