@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from orchestrator.errors import ConfigError
+from orchestrator.vocabulary import ROUTE_MODES
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -34,8 +35,6 @@ _POSITIVE = "positive"
 _FRACTION = "fraction"
 _HOST_PORT = "host:port"
 _ROUTE_MODE = "route mode"
-
-ROUTE_MODES = ("auto", "proxy", "hostvia", "direct", "jump")
 
 SCHEMA: dict[str, dict[str, tuple[type | tuple[type, ...], Any, str | None]]] = {
     "database": {

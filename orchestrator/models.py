@@ -11,22 +11,6 @@ from typing import Any
 
 from orchestrator.frozen import frozen_record
 
-CATEGORIES: tuple[str, ...] = (
-    "time",
-    "dns",
-    "vpn",
-    "api",
-    "firewall",
-    "dpi",
-    "supervisor",
-    "registry",
-    "os_config",
-    "access",
-    "link",
-)
-"""Stable finding categories (DESIGN 4), used by storage, reports, exit codes and explain.
-``link`` is the device's own network link (Wi-Fi signal, loss to its gateway, IPv4 vs IPv6)."""
-
 SEVERITIES: tuple[str, ...] = ("info", "warning", "error", "critical")
 
 

@@ -13,8 +13,8 @@ from orchestrator.cli.common import (
     emit_chunks,
     handle_errors,
 )
-from orchestrator.config import ROUTE_MODES
 from orchestrator.report.terminal import inert
+from orchestrator.vocabulary import ROUTE_MODES
 
 
 def register(group: click.Group) -> None:

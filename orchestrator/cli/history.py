@@ -13,7 +13,7 @@ from orchestrator.cli.common import (
     handle_errors,
     parse_since,
 )
-from orchestrator.models import CATEGORIES
+from orchestrator.vocabulary import CATEGORIES
 
 
 def register(group: click.Group) -> None:

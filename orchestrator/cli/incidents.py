@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from orchestrator.cli.common import FORMAT_CHOICES, AppState, emit, handle_errors, parse_since
-from orchestrator.models import CATEGORIES
+from orchestrator.vocabulary import CATEGORIES
 
 
 def register(group: click.Group) -> None:

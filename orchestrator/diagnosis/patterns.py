@@ -17,7 +17,8 @@ from dataclasses import dataclass, replace
 
 from orchestrator.diagnosis.stats import fisher_greater, fisher_mid_p_greater
 from orchestrator.frozen import frozen_record
-from orchestrator.models import CATEGORIES, Device, DeviceReport, Finding, NetworkFinding
+from orchestrator.models import Device, DeviceReport, Finding, NetworkFinding
+from orchestrator.vocabulary import CATEGORIES
 
 KIND_ORDER: tuple[str, ...] = ("lan", "public_address", "site", "label")
 """Network key kinds, most specific first."""

@@ -26,8 +26,8 @@ from dataclasses import dataclass, field
 
 from orchestrator.errors import UsageError
 from orchestrator.models import Device, Route
+from orchestrator.vocabulary import ROUTE_MODES
 
-ROUTE_MODES: tuple[str, ...] = ("auto", "proxy", "hostvia", "direct", "jump")
 MAX_GATEWAY_CANDIDATES = 3
 """How many different gateways a device gets as hostvia/jump candidates."""
 

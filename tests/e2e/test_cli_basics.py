@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import asyncssh
@@ -201,3 +204,34 @@ def test_hostile_device_names_reach_the_terminal_inert_and_the_json_exact(
     assert "gate?]0;pwned??[2J-01" in shown.stdout
     document = CliRunner().invoke(main, ["show", "--db", base[-1], "--format", "json"])
     assert json.loads(document.stdout)["devices"][0]["name"] == name
+
+
+def test_top_level_help_loads_no_model_config_or_heavy_module() -> None:
+    """`orch --help` is start-up alone: the option choices come from `orchestrator.vocabulary`."""
+    code = (
+        "import sys; sys.argv = ['orch', '--help']\n"
+        "from orchestrator.console import main\n"
+        "try:\n    main()\nexcept SystemExit:\n    pass\n"
+        "print(' '.join(sorted(sys.modules)), file=sys.stderr)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])},
+        check=True,
+    )
+    assert "Usage: orch" in done.stdout and "diagnose" in done.stdout and "history" in done.stdout
+    loaded = set(done.stderr.split())
+    assert "orchestrator.cli.history" in loaded  # the commands themselves are registered
+    unwanted = {
+        "orchestrator.models",
+        "orchestrator.config",
+        "asyncssh",
+        "sqlalchemy",
+        "alembic",
+        "balena",
+        "procrastinate",
+    }
+    assert not unwanted & loaded, sorted(unwanted & loaded)
