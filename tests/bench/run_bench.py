@@ -491,7 +491,8 @@ def count_instructions(
     Instruction counts barely move between runs on a noisy machine, so two versions of orch
     compare at a glance, and orch against the bare loop gives a ratio the machine's speed does
     not move; run sizes 1 and N to split start-up from the per-device cost. (The client runs
-    some 50x slower, so reads and batches grow: compare versions, not machines.)
+    some 50x slower, so reads and batches grow: compare versions, not machines.) The counts per
+    function stay in the work directory for ``cg_annotate`` (with ``--keep``).
     """
     valgrind = shutil.which("valgrind")
     if valgrind is None:
@@ -507,7 +508,7 @@ def count_instructions(
             valgrind,
             "--tool=cachegrind",
             "--cache-sim=no",
-            "--cachegrind-out-file=/dev/null",
+            f"--cachegrind-out-file={log.with_suffix('.out')}",
             f"--log-file={log}",
             *db_argv,
         ],

@@ -15,6 +15,8 @@ import asyncssh
 import pytest
 
 from orchestrator.models import Route
+from orchestrator.transport import login
+from orchestrator.transport.reads import SLICE_BYTES, receive_in_slices
 from orchestrator.transport.ssh import ScriptResult, SSHSettings, SSHTransport
 from tests.support import run
 from tests.support.proxy_server import ProxyStandIn, _ProxyConnection, host_key
@@ -199,3 +201,56 @@ def test_a_rejected_key_fails_every_device_with_an_auth_error(tmp_path, client_k
 
     results = run(main())
     assert all(r.error is not None and r.error.kind == "auth" for r in results.values())
+
+
+def test_big_reads_of_a_shared_connection_reach_asyncssh_in_slices(
+    tmp_path, client_key, monkeypatch
+):
+    """Ten devices print 256 KiB each over one proxy connection: the socket hands orch reads
+    far bigger than a slice, asyncssh's parser never gets more than `SLICE_BYTES` at once, and
+    every device's output arrives byte for byte."""
+    devices = uuids(10, "b")
+    lines = 4096  # 64-byte lines: 256 KiB per device
+    dots = "." * 24
+    script = (
+        f'i=0; while [ $i -lt {lines} ]; do printf "%s %05d {dots}\\n" "$ORCH_TEST_UUID" $i; '
+        "i=$((i + 1)); done\n"
+    ).encode()
+    socket_reads: list[int] = []
+    parser_reads: list[int] = []
+    parse = asyncssh.SSHClientConnection.data_received
+
+    def parser(self, data, datatype=None):  # asyncssh's own, recording what it is given
+        parser_reads.append(len(data))
+        parse(self, data, datatype)
+
+    def recording_slicer(conn):
+        receive_in_slices(conn)
+        sliced = conn.data_received
+
+        def from_socket(data, datatype=None):
+            socket_reads.append(len(data))
+            sliced(data, datatype)
+
+        conn.data_received = from_socket
+
+    monkeypatch.setattr(asyncssh.SSHClientConnection, "data_received", parser)
+    monkeypatch.setattr(login, "receive_in_slices", recording_slicer)
+
+    async def main() -> dict[str, ScriptResult]:
+        proxy = await start_proxy(client_key, devices, max_sessions=10)
+        transport = make_transport(tmp_path, client_key, proxy.port)
+        try:
+            return await run_all(transport, proxy, devices, script)
+        finally:
+            await transport.close()
+            await proxy.stop()
+
+    results = run(main())
+    for uuid, result in results.items():
+        assert result.error is None, result.error
+        expected = "".join(f"{uuid} {i:05d} {dots}\n" for i in range(lines)).encode()
+        assert result.stdout == expected
+    assert max(socket_reads) > SLICE_BYTES
+    assert max(parser_reads) <= SLICE_BYTES
+    assert sum(parser_reads) == sum(socket_reads)
