@@ -69,8 +69,8 @@ def clean_text(text: str) -> str:
         text = text.replace("\x00", "\ufffd")
     try:
         text.encode("utf-8")
-    except UnicodeEncodeError:
-        text = text.encode("utf-8", "replace").decode("utf-8")
+    except UnicodeEncodeError:  # lone surrogates: each becomes U+FFFD
+        text = text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
     return text
 
 
@@ -129,14 +129,19 @@ def device_identity_values(
     return rows
 
 
+def storable_output(output: str, max_bytes: int) -> tuple[str, bool]:
+    """Step output as stored (`clean_text`, cut to ``max_bytes``) and whether it was cut."""
+    # most output is short ASCII text: storable as is, no need to encode it to check
+    if output.isascii() and len(output) <= max_bytes and "\x00" not in output:
+        return output, False
+    return cap_text(clean_text(output), max_bytes)
+
+
 def step_values(report: DeviceReport, max_bytes: int) -> list[dict[str, Any]]:
     """The `step_outputs` column values (without `result_id`) of a report, in order."""
     rows = []
     for position, step in enumerate(report.steps):
-        output, cut = step.output, False
-        # most output is short ASCII text: storable as is, no need to encode it to check
-        if not output.isascii() or len(output) > max_bytes or "\x00" in output:
-            output, cut = cap_text(clean_text(output), max_bytes)
+        output, cut = storable_output(step.output, max_bytes)
         rows.append(
             {
                 "position": position,

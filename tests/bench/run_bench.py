@@ -355,11 +355,12 @@ def run_size(
     fleet = start_fleet(spec, args.fleet_procs, size_dir)
     fleet_started = time.monotonic()
     try:
+        route_args = {"proxy": ["--proxy-port", str(PROXY_PORT)], "jump": ["--jump"]}.get(
+            args.route, []
+        )
+        transport_argv = [*loop_argv, "--orch-transport", *route_args]
         for rep in range(args.reps):
             base = measure_loop(loop_argv, size_dir / f"baseline-{rep}.out", env)
-            route_args = {"proxy": ["--proxy-port", str(PROXY_PORT)], "jump": ["--jump"]}.get(
-                args.route, []
-            )
             jump_base = None
             if args.route == "jump":
                 jump_base = measure_loop(
@@ -367,11 +368,7 @@ def run_size(
                 )
             transport = None
             if args.transport:
-                transport = measure_loop(
-                    [*loop_argv, "--orch-transport", *route_args],
-                    size_dir / f"transport-{rep}.out",
-                    env,
-                )
+                transport = measure_loop(transport_argv, size_dir / f"transport-{rep}.out", env)
             orch_argv = [
                 sys.executable,
                 "-c",
@@ -400,6 +397,8 @@ def run_size(
                 jump_loop = count_instructions(
                     "bare loop through the gateways", [*loop_argv, "--jump"], size_dir, n, env
                 )
+            if args.transport:
+                count_instructions("orch transport", transport_argv, size_dir, n, env)
             orch = count_instructions("orch", orch_argv, size_dir, n, env)
             if loop and orch:
                 print(f"  orch / bare loop instructions: x{orch / loop:.2f}")

@@ -17,8 +17,9 @@ import pytest
 from sqlalchemy import JSON, Boolean
 
 from orchestrator.errors import StoreError
-from orchestrator.models import NetworkFinding
+from orchestrator.models import NetworkFinding, StepOutput
 from orchestrator.store import RunNotFoundError, Store
+from orchestrator.store.common import DEFAULT_MAX_STEP_OUTPUT_BYTES
 from orchestrator.store.revisions import shipped_head
 from orchestrator.store.sqlite_schema import SCHEMA_REVISION
 from orchestrator.store.sqlite_sweep import (
@@ -71,7 +72,12 @@ def sweep(store: Any) -> int:
     """What a sweep writes: two batches (one device stored twice), causes, findings, close."""
     run_id = store.start_run(source="inventory", fleet="lab", devices_total=3, options={"a": 1})
     store.save_reports(run_id, [rich_report(), unreachable_report()])
-    later = replace(rich_report(SECOND, "second"), observations=())
+    cleaned = (  # stored cleaned (NUL, lone surrogate) and cut to the byte cap
+        StepOutput("odd", "\x00caf\u00e9 \ud800" + "\u00e9" * DEFAULT_MAX_STEP_OUTPUT_BYTES, 0),
+        StepOutput("long", "y" * (DEFAULT_MAX_STEP_OUTPUT_BYTES + 1), 0, duration_s=2.0),
+    )
+    first = rich_report()
+    later = replace(rich_report(SECOND, "second"), observations=(), steps=first.steps + cleaned)
     offline = unreachable_report()
     earlier = offline.finished_at - timedelta(hours=1)  # the device's newer identity stays
     again = replace(
@@ -134,11 +140,18 @@ def test_what_it_wrote_reads_back_through_the_history_queries(tmp_path: Path) ->
     writer.close()
     with Store.open(url) as store:
         reports = {report.uuid: report for report in store.load_reports(run_id)}
-        assert reports[SECOND] == replace(
+        assert replace(reports[SECOND], steps=()) == replace(
             rich_report(SECOND, "second"),
             observations=(),
+            steps=(),
             network_cause="network issue, not this device: gateway",
         )
+        *steps, odd, long = reports[SECOND].steps
+        assert tuple(steps) == rich_report().steps
+        assert odd.output.startswith("\ufffdcaf\u00e9 \ufffd\u00e9")
+        assert len(odd.output.encode()) == DEFAULT_MAX_STEP_OUTPUT_BYTES  # cut between characters
+        assert long.output == "y" * DEFAULT_MAX_STEP_OUTPUT_BYTES
+        assert odd.truncated and long.truncated and long.duration_s == 2.0
         assert reports[unreachable_report().uuid].error == "gone again"
         assert store.load_network_findings(run_id) == [FINDING]
         stored = store.get_run(run_id)
