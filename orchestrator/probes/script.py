@@ -22,8 +22,9 @@ from __future__ import annotations
 import re
 import secrets
 from bisect import bisect_left
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 
 from orchestrator.models import StepOutput
 from orchestrator.probes.base import Step
@@ -135,6 +136,17 @@ class SplitResult:
     """Names of steps whose frame was malformed (a broken or forged frame)."""
 
 
+@lru_cache(maxsize=16)
+def _framing(nonce: str) -> tuple[Callable[..., re.Match[bytes] | None], bytes, bytes, bytes]:
+    """For ``nonce``: the search for a BEGIN line, the END line's start, the HELLO and DONE
+    lines (a sweep splits every device's output with one nonce)."""
+    prefix = f"{MARKER}:{nonce}:".encode()
+    header = re.compile(
+        re.escape(prefix) + rb"BEGIN:([a-z][a-z0-9_.-]*):(-?\d+):(\d+):([a-z-]+):(-?\d+)\n"
+    )
+    return header.search, b"\n" + prefix + b"END:", prefix + b"HELLO\n", prefix + b"DONE\n"
+
+
 def split_output(
     stdout: bytes,
     nonce: str,
@@ -146,37 +158,27 @@ def split_output(
     ``chunk_times`` are (end offset, arrival time) pairs of the chunks received, in order: a
     step's ``received_at`` is when its last byte arrived.
     """
-    prefix = f"{MARKER}:{nonce}:".encode()
-    header = re.compile(
-        re.escape(prefix) + rb"BEGIN:([a-z][a-z0-9_.-]*):(-?\d+):(\d+):([a-z-]+):(-?\d+)\n"
-    )
-    end_prefix = b"\n" + prefix + b"END:"
+    search, end_prefix, hello_line, done_line = _framing(nonce)
     wanted = {step.name for step in steps}
     found: dict[str, StepOutput] = {}
     corrupt: list[str] = []
-    hello = prefix + b"HELLO\n" in stdout
-    done = prefix + b"DONE\n" in stdout
     ends = [end for end, _ in chunk_times]
     pos = 0
-    search = header.search
     while (match := search(stdout, pos)) is not None:
         raw_name, exit_code, size, flags_raw, took = match.groups()
-        name = raw_name.decode()
         body_start = match.end()
         body_end = body_start + int(size)
-        end_at = body_end + len(end_prefix)
-        next_pos = end_at + len(raw_name) + 1
-        if not (
-            stdout.startswith(end_prefix, body_end)
-            and stdout.startswith(raw_name, end_at)
-            and stdout[next_pos - 1 : next_pos] == b"\n"
-        ):
-            if next_pos <= len(stdout) and name not in found:
+        # one slice compared with the whole END line: cheaper than three checks in place
+        end_line = end_prefix + raw_name + b"\n"
+        next_pos = body_end + len(end_line)
+        if stdout[body_end:next_pos] != end_line:
+            if next_pos <= len(stdout) and (name := raw_name.decode()) not in found:
                 corrupt.append(name)
             pos = match.start() + 1
             continue
+        name = raw_name.decode()
         if name in wanted and name not in found:
-            flags = flags_raw.decode()
+            flags = flags_raw.decode()  # str membership: a third of what bytes membership costs
             skipped = "s" in flags
             if ends:  # when the step's last byte arrived
                 at = bisect_left(ends, body_end + 1)
@@ -186,7 +188,7 @@ def split_output(
             # positional: ~40 records per device, and keywords cost over a third of building one
             found[name] = StepOutput(
                 name,
-                stdout[body_start:body_end].decode("utf-8", errors="replace"),
+                stdout[body_start:body_end].decode("utf-8", "replace"),
                 None if skipped else int(exit_code),
                 "t" in flags,
                 "o" in flags,
@@ -196,7 +198,10 @@ def split_output(
                 arrived,
             )
         pos = next_pos
-    for step in steps:
-        if step.name not in found:
-            found[step.name] = StepOutput(name=step.name, output="", missing=True)
-    return SplitResult(steps=found, hello=hello, done=done, corrupt=tuple(corrupt))
+    if len(found) < len(wanted):
+        for step in steps:
+            if step.name not in found:
+                found[step.name] = StepOutput(name=step.name, output="", missing=True)
+    return SplitResult(
+        steps=found, hello=hello_line in stdout, done=done_line in stdout, corrupt=tuple(corrupt)
+    )
