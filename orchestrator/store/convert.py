@@ -174,7 +174,8 @@ def observations_document(report: DeviceReport) -> dict[str, list[Any]] | None:
     for o in report.observations:
         value = o.value
         keys.append(o.key)
-        values.append(filter_json(value))
+        # most values are plain (str, int, bool, None): no call needed to know they are portable
+        values.append(value if type(value) in _PLAIN_JSON else filter_json(value))
         evidence.append(o.evidence)
         probes.append(o.probe)
     return {"key": keys, "value": values, "evidence": evidence, "probe": probes}
