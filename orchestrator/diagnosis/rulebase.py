@@ -4,7 +4,6 @@ explainers, and the step that turns candidates into findings with ``caused_by`` 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import replace
 from typing import Any
 
 from orchestrator.diagnosis.catalog import FACT_OUTCOMES, FINDINGS, OUTCOME_CAUSES
@@ -25,15 +24,21 @@ class Facts:
     """Observations indexed by key."""
 
     def __init__(self, observations: Iterable[Observation]) -> None:
-        self.by_key: dict[str, list[Observation]] = {}
+        by_key: dict[str, list[Observation]] = {}
         for obs in observations:
-            self.by_key.setdefault(obs.key, []).append(obs)
+            group = by_key.get(obs.key)
+            if group is None:
+                by_key[obs.key] = [obs]
+            else:
+                group.append(obs)
+        self.by_key = by_key
         self._logs: dict[str, list[tuple[str, list[Observation]]]] = {}
         """``log.<source>.<fact>`` groups by fact, as (source, observations), in key order."""
-        for key, group in self.by_key.items():
-            parts = key.split(".")
-            if len(parts) >= 3 and parts[0] == "log":
-                self._logs.setdefault(parts[-1], []).append((parts[1], group))
+        for key, group in by_key.items():
+            if key.startswith("log."):
+                parts = key.split(".")
+                if len(parts) >= 3:
+                    self._logs.setdefault(parts[-1], []).append((parts[1], group))
 
     def value(self, key: str, default: Any = None) -> Any:
         found = self.by_key.get(key)
@@ -109,9 +114,25 @@ def resolve_causes(candidates: list[Candidate]) -> list[Finding]:
             current = cause.get(current)
         if current is not None:
             cause[current] = None
-    order = list(FINDINGS)
-    findings = [replace(c.finding, caused_by=cause[c.finding.code]) for c in candidates]
-    findings.sort(
-        key=lambda x: (x.caused_by is not None, order.index(x.code) if x.code in order else 99)
-    )
+    findings = [_caused_by(c.finding, cause[c.finding.code]) for c in candidates]
+    findings.sort(key=lambda x: (x.caused_by is not None, _CATALOGUE_RANK.get(x.code, 99)))
     return findings
+
+
+_CATALOGUE_RANK = {code: rank for rank, code in enumerate(FINDINGS)}
+"""Each finding code's position in the catalogue: the order of findings with equal standing."""
+
+
+def _caused_by(finding: Finding, cause: str | None) -> Finding:
+    """``finding`` with ``caused_by`` set (built directly: `dataclasses.replace` costs ~4x)."""
+    if finding.caused_by == cause:
+        return finding
+    return Finding(
+        finding.code,
+        finding.category,
+        finding.severity,
+        finding.summary,
+        finding.evidence,
+        finding.remediation,
+        cause,
+    )

@@ -1,13 +1,15 @@
 """Root-cause rules on whole devices: real tool output and seed journals go through the real
 probe parsers, then `diagnose`. Each scenario asserts the exact root causes and the cascade."""
 
+import dataclasses
 import json
 from pathlib import Path
 
 import pytest
 
+from orchestrator.diagnosis.rulebase import _caused_by
 from orchestrator.diagnosis.rules import access_finding, diagnose
-from orchestrator.models import StepOutput
+from orchestrator.models import Finding, StepOutput
 from orchestrator.probes.base import Endpoints, ProbeContext
 from orchestrator.probes.registry import PROBES, parse_all
 
@@ -276,3 +278,15 @@ def test_access_finding():
     assert (finding.code, finding.category, finding.caused_by) == ("access.auth", "access", None)
     assert finding.evidence == ("Permission denied (publickey)",)
     assert access_finding("weird", "x").code == "access.error"
+
+
+def test_setting_a_cause_keeps_every_other_field_of_the_finding():
+    values = {field.name: f"{field.name}-value" for field in dataclasses.fields(Finding)}
+    values["evidence"] = ("line one", "line two")
+    finding = Finding(**values)
+
+    assert _caused_by(finding, "time.clock_skewed") == dataclasses.replace(
+        finding, caused_by="time.clock_skewed"
+    )
+    assert _caused_by(finding, None) == dataclasses.replace(finding, caused_by=None)
+    assert _caused_by(finding, finding.caused_by) is finding
