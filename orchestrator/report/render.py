@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 from collections.abc import Callable, Iterable, Iterator, Sequence
 
 from orchestrator.models import DeviceReport, NetworkFinding, RunSummary
 from orchestrator.report.document import run_document, sort_reports
+from orchestrator.report.json_text import indented_chunks
 
 Renderer = Callable[[RunSummary, Sequence[DeviceReport], Sequence[NetworkFinding]], str]
 
@@ -24,7 +24,7 @@ def stream_json(
     run: RunSummary, reports: Sequence[DeviceReport], network: Sequence[NetworkFinding]
 ) -> Iterator[str]:
     """``render_json``'s text in pieces: a 100,000-device run never holds it whole (~100 MB)."""
-    return json.JSONEncoder(indent=2).iterencode(run_document(run, reports, network))
+    return indented_chunks(run_document(run, reports, network))
 
 
 def _cause_text(report: DeviceReport) -> str:

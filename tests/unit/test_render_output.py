@@ -50,7 +50,7 @@ def test_chunks_join_to_the_whole_rendering(fmt: str) -> None:
     assert text == FORMATS[fmt](run, reports, [])
     if fmt == "json":
         assert text == json.dumps(run_document(run, reports, []), indent=2)
-        assert len(list(render_chunks(fmt, run, reports, []))) > 1000  # never one big string
+        assert len(list(render_chunks(fmt, run, reports, []))) > 300  # a piece per device at least
 
 
 def test_chunks_are_written_in_order_in_few_writes(
