@@ -10,6 +10,7 @@ factories, and the same frozen instances, for about a third of the cost.
 from __future__ import annotations
 
 from dataclasses import MISSING, dataclass, field, fields
+from operator import attrgetter
 from typing import Any, TypeVar
 
 try:
@@ -18,6 +19,10 @@ except ImportError:  # Python 3.10
     from typing_extensions import dataclass_transform
 
 T = TypeVar("T", bound=type)
+R = TypeVar("R")
+
+_FIELDS: dict[type, tuple[Any, dict[str, int]]] = {}
+"""Per record class: a getter of all its field values at once, and each field's position."""
 
 
 class _Factory:
@@ -66,4 +71,23 @@ def frozen_record(cls: T) -> T:
     init.__annotations__ = dict(record.__init__.__annotations__)
     init.__doc__ = record.__init__.__doc__
     record.__init__ = init
+    names = tuple(spec.name for spec in fields(record))
+    read_all = attrgetter(*names) if len(names) > 1 else (lambda r: (getattr(r, names[0]),))
+    _FIELDS[record] = (read_all, {name: at for at, name in enumerate(names)})
     return record
+
+
+def evolve(record: R, **changes: Any) -> R:
+    """``dataclasses.replace`` for a `frozen_record` instance, at about a third of its cost:
+    every field read by one C call, the changed ones swapped in, the record built positionally."""
+    try:
+        read_all, position = _FIELDS[type(record)]
+    except KeyError:
+        raise TypeError(f"{type(record).__name__} is not a frozen_record") from None
+    values = list(read_all(record))
+    for name, value in changes.items():
+        try:
+            values[position[name]] = value
+        except KeyError:
+            raise TypeError(f"{type(record).__name__} has no field {name!r}") from None
+    return type(record)(*values)

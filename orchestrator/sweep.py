@@ -14,6 +14,7 @@ from dataclasses import dataclass, replace
 
 from orchestrator.config import Config
 from orchestrator.diagnosis.patterns import PatternSettings, attribute, find_patterns
+from orchestrator.frozen import evolve
 from orchestrator.models import Device, DeviceReport, NetworkFinding, RunSummary
 from orchestrator.probes.base import Endpoints
 from orchestrator.probes.registry import get_probes, steps_for
@@ -111,7 +112,7 @@ def script_budget(config: Config, device_timeout_s: float) -> float:
 
 def slim(report: DeviceReport) -> DeviceReport:
     """The report without raw steps and observations, to keep memory flat in fleet size."""
-    return replace(report, steps=(), observations=())
+    return evolve(report, steps=(), observations=())
 
 
 async def run_sweep(

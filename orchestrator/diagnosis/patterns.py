@@ -13,10 +13,10 @@ from __future__ import annotations
 import re
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from orchestrator.diagnosis.stats import fisher_greater, fisher_mid_p_greater
-from orchestrator.frozen import frozen_record
+from orchestrator.frozen import evolve, frozen_record
 from orchestrator.models import Device, DeviceReport, Finding, NetworkFinding
 from orchestrator.vocabulary import CATEGORIES
 
@@ -148,7 +148,7 @@ def attribute(
             if finding.summary not in known:
                 known.append(finding.summary)
     return [
-        replace(r, network_cause="network issue, not this device: " + "; ".join(statements[r.uuid]))
+        evolve(r, network_cause="network issue, not this device: " + "; ".join(statements[r.uuid]))
         if r.uuid in statements
         else r
         for r in reports

@@ -10,7 +10,6 @@ Observation keys: the probe modules' docstrings and ``signatures.FACTS``.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import replace
 
 from orchestrator.diagnosis.catalog import (
     ACCESS,
@@ -34,6 +33,7 @@ from orchestrator.diagnosis.rulebase import (
     resolve_causes,
     text_causes,
 )
+from orchestrator.frozen import evolve
 from orchestrator.models import Finding, Observation
 from orchestrator.probes.dns import CONTROL_SERVER
 
@@ -380,9 +380,9 @@ def diagnose(observations: Sequence[Observation]) -> list[Finding]:
         code = candidate.finding.code
         if code in unique:
             merged = unique[code].finding.evidence + candidate.finding.evidence
-            candidate = replace(
+            candidate = evolve(
                 unique[code],
-                finding=replace(unique[code].finding, evidence=tuple(dict.fromkeys(merged))[:12]),
+                finding=evolve(unique[code].finding, evidence=tuple(dict.fromkeys(merged))[:12]),
             )
         unique[code] = candidate
     return resolve_causes(list(unique.values()))

@@ -10,7 +10,7 @@ import pytest
 
 from orchestrator.diagnosis.patterns import _Member
 from orchestrator.diagnosis.rulebase import Candidate
-from orchestrator.frozen import frozen_record
+from orchestrator.frozen import evolve, frozen_record
 from orchestrator.models import (
     DeviceReport,
     Finding,
@@ -97,3 +97,27 @@ def test_unsupported_classes_are_refused() -> None:
 
     with pytest.raises(TypeError, match="plain init fields"):
         frozen_record(WithHiddenField)
+
+
+@pytest.mark.parametrize("record", RECORDS, ids=lambda r: r.__name__)
+def test_evolve_changes_what_replace_changes(record: type) -> None:
+    names = [f.name for f in dataclasses.fields(record)]
+    original = record(*(f"value-{index}" for index in range(len(names))))
+    for name in names:
+        assert evolve(original, **{name: "new"}) == dataclasses.replace(original, **{name: "new"})
+    both = {names[0]: "first", names[-1]: "last"}
+    assert evolve(original, **both) == dataclasses.replace(original, **both)
+    assert evolve(original) == original
+
+
+def test_evolve_refuses_unknown_fields_and_other_classes() -> None:
+    step = StepOutput("n", "out")
+    with pytest.raises(TypeError, match="no field 'colour'"):
+        evolve(step, colour="red")
+
+    @dataclasses.dataclass(frozen=True)
+    class Plain:
+        value: int = 0
+
+    with pytest.raises(TypeError, match="not a frozen_record"):
+        evolve(Plain(), value=1)
