@@ -106,7 +106,7 @@ def _tracking(out: StepOutput | None) -> list[Observation]:
         return []
     if _NO_DAEMON.search(out.output):
         return [_obs("time.chronyd_reachable", False, out.output.strip().splitlines()[0])]
-    fields = {m.group(1).strip(): m.group(2).strip() for m in _TRACKING.finditer(out.output)}
+    fields = {label.strip(): value.strip() for label, value in _TRACKING.findall(out.output)}
     found = []
     if "Leap status" in fields:
         found.append(_obs("time.chronyd_reachable", True))
