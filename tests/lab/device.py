@@ -27,6 +27,8 @@ from tests.lab.pki import Pair, issue
 
 STANDINS = Path(__file__).parent / "standins"
 FAKETIME_LIB = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1"
+DNS_READY_TIMEOUT_S = 30.0
+"""How long a device's DNS may take to answer for the NTP server's name before chronyd starts."""
 
 
 @dataclass
@@ -192,6 +194,14 @@ class LabDevice:
             log=r / "dnsmasq.out",
         )
         if flt.chronyd:
+            if not flt.dead_dns:
+                # chronyd retries a name it could not resolve after 4, 8, 16, 32 s: started
+                # before DNS answers (a busy machine), it may not sync within the lab's settle time
+                _wait_for(
+                    lambda: self.sh("timeout 2 getent hosts ntp.lab.test").returncode == 0,
+                    DNS_READY_TIMEOUT_S,
+                    f"{self.spec.name}: its DNS to resolve ntp.lab.test",
+                )
             self.start(
                 "chronyd", ["chronyd", "-d", "-x", "-u", "root", "-f", str(r / "chrony.conf")]
             )
