@@ -195,7 +195,7 @@ class LabDevice:
         )
         if flt.chronyd:
             if not flt.dead_dns:
-                # chronyd retries a name it could not resolve after 4, 8, 16, 32 s: started
+                # chronyd retries a name it could not resolve at growing intervals: started
                 # before DNS answers (a busy machine), it may not sync within the lab's settle time
                 _wait_for(
                     lambda: self.sh("timeout 2 getent hosts ntp.lab.test").returncode == 0,
