@@ -8,6 +8,7 @@ imports asyncssh from here, answering those lookups from one listing of the link
 (``ldconfig -p``, find_library's own first source). A name the cache lacks still gets the full
 lookup when LD_LIBRARY_PATH or LIBRARY_PATH could hold it, and so does every name when the
 cache cannot be listed (no glibc ldconfig), so asyncssh finds exactly what it found before.
+It also makes asyncssh's logging cheap where it writes nothing (``asyncssh_logging``).
 """
 
 from __future__ import annotations
@@ -103,5 +104,11 @@ def cached_library_lookup() -> Iterator[None]:
 
 with cached_library_lookup():
     import asyncssh
+    import asyncssh.logging
+    import asyncssh.packet
+
+from orchestrator.transport import asyncssh_logging  # noqa: E402 (after asyncssh, on purpose)
+
+asyncssh_logging.install(asyncssh.packet, asyncssh.logging)
 
 __all__ = ["asyncssh"]
