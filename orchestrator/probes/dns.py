@@ -23,6 +23,7 @@ from orchestrator.diagnosis.signatures import scan
 from orchestrator.models import Observation, StepOutput
 from orchestrator.probes.base import Endpoints, ProbeContext, Step, make_probe, step_output
 from orchestrator.probes.journal import journal_step
+from orchestrator.probes.textscan import search_from_line_of
 
 NAME = "dns"
 CONTROL_SERVER = Endpoints().dns_control
@@ -30,6 +31,7 @@ CONTROL_SERVER = Endpoints().dns_control
 CONFIG = '"$R/mnt/boot/config.json"'
 _SERVER_LINE = re.compile(r"^(?:server=|nameserver\s+)([0-9A-Fa-f.:]+)", re.MULTILINE)
 _CONFIG_DNS = re.compile(r'"dnsServers"\s*:\s*(?:"([^"]*)"|null)')
+_ANSWER = re.compile(r"^Name:\s*\S", re.MULTILINE)
 _CHUNK = re.compile(r"^== server (\S+)\n(.*?)^== rc (\d+)$", re.MULTILINE | re.DOTALL)
 
 
@@ -75,7 +77,7 @@ def build_steps(endpoints: Endpoints) -> tuple[Step, ...]:
 
 def lookup_result(text: str) -> str:
     """Classify one nslookup answer (BusyBox or BIND wording)."""
-    if re.search(r"^Name:\s*\S", text, re.MULTILINE):
+    if search_from_line_of(_ANSWER, "Name:", text):
         return "ok"
     lowered = text.lower()
     if "nxdomain" in lowered:

@@ -22,6 +22,7 @@ from collections.abc import Mapping
 from orchestrator.models import Observation, StepOutput
 from orchestrator.probes.base import Endpoints, ProbeContext, Step, make_probe, step_output
 from orchestrator.probes.curl_result import curl_command, parse_curl
+from orchestrator.probes.textscan import search_from_line_of
 
 NAME = "link"
 _DEV = r"""dev=$(ip -4 route show default | sed -n 's/.* dev \([^ ]*\).*/\1/p' | head -n 1)"""
@@ -83,7 +84,7 @@ def parse_wifi(text: str) -> tuple[dict[str, str], int | None, str | None]:
 
 def parse_ping(text: str) -> tuple[float | None, float | None, str | None]:
     """(loss %, average RTT ms, ping's error line) from iputils or BusyBox ping output."""
-    counts = _TRANSMITTED.search(text)
+    counts = search_from_line_of(_TRANSMITTED, " packets transmitted, ", text)
     if counts is None or int(counts.group(1)) == 0:
         error = next((ln for ln in text.splitlines() if ln.startswith("ping:")), None)
         return None, None, error

@@ -25,7 +25,7 @@ NAME = "tls"
 UNTRUSTED_CODES = frozenset({2, 19, 20, 21})
 """openssl verify errors about the issuer (not about dates): unknown or self-signed CA."""
 DATE_CODES = frozenset({9, 10})
-_ISSUER = re.compile(r"^\s*\d+\s+s:.*\n\s+i:(.*)$", re.MULTILINE)
+_SUBJECT_LINE = re.compile(r"\s*\d+\s+s:")
 _VERIFY = re.compile(r"Verify return code: (\d+) \(([^)]*)\)")
 _VERIFY_DEPTH = re.compile(r"verify error:num=(\d+):(.*)")
 _CONNECT_ERRORS = (
@@ -47,6 +47,21 @@ def build_steps(endpoints: Endpoints) -> tuple[Step, ...]:
         ),
         Step("tls.root_ca", 'grep -c \'"balenaRootCA"\' "$R/mnt/boot/config.json"', timeout_s=5),
     )
+
+
+def chain_issuers(text: str) -> tuple[str, ...]:
+    """The issuers in an ``openssl s_client`` chain (a `` N s:subject`` line, then an indented
+    ``i:issuer`` line), each once, in order. Read line by line, testing the subject pattern only
+    on lines with ``s:`` (certificate bodies have no colon): one multi-line search over the
+    text tried the pattern at every position, ~30 us for a two-certificate chain."""
+    lines = text.split("\n")
+    issuers: dict[str, None] = {}
+    for subject, issuer in zip(lines, lines[1:], strict=False):
+        if "s:" in subject and issuer[:1].isspace() and _SUBJECT_LINE.match(subject):
+            rest = issuer.lstrip()
+            if rest.startswith("i:"):
+                issuers[rest[2:].strip()] = None
+    return tuple(issuers)
 
 
 def _normal(name: str) -> str:
@@ -77,7 +92,7 @@ def parse(steps: Mapping[str, StepOutput], ctx: ProbeContext) -> list[Observatio
     found: list[Observation] = []
     chain = step_output(steps, "tls.api_chain")
     if chain is not None:
-        issuers = tuple(dict.fromkeys(m.strip() for m in _ISSUER.findall(chain.output)))
+        issuers = chain_issuers(chain.output)
         verify = _VERIFY.search(chain.output)
         code = int(verify.group(1)) if verify else None
         first_error = _VERIFY_DEPTH.search(chain.output)

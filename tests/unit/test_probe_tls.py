@@ -1,6 +1,8 @@
 """tls probe parser on real `openssl s_client -showcerts` output: a trusted chain, a chain
 re-signed by a foreign CA (DPI-like), one seen with the clock in 2017, and a refused port."""
 
+import random
+import re
 from pathlib import Path
 
 import pytest
@@ -87,3 +89,30 @@ def test_refused_connection_and_root_ca_presence():
 def test_root_ca_step_only_counts_the_key():
     step = next(s for s in tls.PROBE.steps if s.name == "tls.root_ca")
     assert step.command.startswith("grep -c ")
+
+
+_MULTILINE_ISSUER = re.compile(r"^\s*\d+\s+s:.*\n\s+i:(.*)$", re.MULTILINE)
+"""The pattern chain_issuers replaced, as the reference for its results on openssl's output."""
+
+
+def _reference_issuers(text: str) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(m.strip() for m in _MULTILINE_ISSUER.findall(text)))
+
+
+@pytest.mark.parametrize("fixture", sorted(p.name for p in REAL.glob("openssl_*.txt")))
+def test_chain_issuers_of_real_openssl_output(fixture):
+    text = (REAL / fixture).read_text()
+    issuers = tls.chain_issuers(text)
+    assert issuers == _reference_issuers(text)
+    assert bool(issuers) == ("showcerts" in fixture)
+    assert tls.chain_issuers(text.replace("\n", "\r\n")) == issuers
+
+
+def test_chain_issuers_lines_shuffled_and_cut():
+    lines = (REAL / "openssl_showcerts_dpi.txt").read_text().split("\n")
+    lines += [" 7 s:CN = x", "i:no indent", "   i:", "12 s:", "\ti:CN = tab", "0 s:a", "  i: b "]
+    rng = random.Random(3)
+    for _ in range(400):
+        sample = rng.sample(lines, rng.randint(0, min(len(lines), 30)))
+        text = "\n".join(line for line in sample if line.strip())
+        assert tls.chain_issuers(text) == _reference_issuers(text)
