@@ -368,11 +368,17 @@ def split_lines(text: str) -> Iterator[tuple[str, str | None, str]]:
             yield line, process or None, message
 
 
+_ASCII_BREAKS_BUT_NEWLINE = ("\r", "\x0b", "\x0c", "\x1c", "\x1d", "\x1e")
+"""The ASCII characters other than ``\n`` that ``str.splitlines`` breaks lines at."""
+
+
 def _joined_lines(text: str) -> str:
     """``text`` unescaped and unquoted, its lines joined by ``\\n`` alone (what ``_LINE`` reads)."""
     text = _unescape(text)
     if ">" in text:
         return "\n".join(_QUOTE.sub("", raw) for raw in text.splitlines())
+    if text.isascii() and not any(brk in text for brk in _ASCII_BREAKS_BUT_NEWLINE):
+        return text  # already newline-separated: splitting and joining would copy it twice
     return "\n".join(text.splitlines())
 
 
@@ -419,9 +425,10 @@ _RawHit = tuple[str, str, str, Any, "frozenset[str] | None"]
 def _line_hits(text: str, default_source: str | None) -> list[tuple[_RawHit, str]]:
     """``hits`` as plain (hit, line) pairs: scan makes many of them per journal."""
     found: list[tuple[_RawHit, str]] = []
-    for line, process, message in split_lines(text):
-        for raw in _message_hits(message, process, default_source):
-            found.append((raw, line))
+    for line, process, message in _LINE.findall(_joined_lines(text)):  # split_lines, inlined
+        if line:
+            for raw in _message_hits(message, process or None, default_source):
+                found.append((raw, line))
     return found
 
 
@@ -490,16 +497,20 @@ def _superseded(found: list[tuple[_RawHit, str]]) -> list[tuple[_RawHit, str]]:
     linear in the hits, so a long pasted journal full of one failure stays cheap.
     """
     reset_later: dict[str, set[str]] = {}
+    added: dict[str, frozenset[str]] = {}  # per source, the resets last added to its set
+    resets_of = _resets
     kept: list[tuple[_RawHit, str]] = []
     for pair in reversed(found):
         raw = pair[0]
-        facts = reset_later.get(raw[0])
+        source = raw[0]
+        facts = reset_later.get(source)
         if not (raw[2] == PROBLEM and facts is not None and raw[1] in facts):
             kept.append(pair)
-        resets = _resets(raw)
-        if resets:
+        resets = raw[4] or resets_of(raw)
+        if resets and added.get(source) is not resets:  # journals repeat one line's resets
+            added[source] = resets
             if facts is None:
-                reset_later[raw[0]] = set(resets)
+                reset_later[source] = set(resets)
             else:
                 facts.update(resets)
     kept.reverse()
@@ -509,14 +520,18 @@ def _superseded(found: list[tuple[_RawHit, str]]) -> list[tuple[_RawHit, str]]:
 def scan(text: str, probe: str = "", default_source: str | None = None) -> list[Observation]:
     """Observations ``log.<source>.<fact>`` found in ``text`` (see the module docstring)."""
     grouped: dict[tuple[str, str], tuple[list[Any], list[str]]] = {}
-    for (source, fact, _kind, value, _resets), line in _superseded(
-        _line_hits(text, default_source)
-    ):
-        group = grouped.get((source, fact))
-        if group is None:
-            group = grouped[source, fact] = ([], [])
-        group[0].append(value)
-        group[1].append(line)
+    source = fact = None
+    values: list[Any] = []
+    lines: list[str] = []
+    for raw, line in _superseded(_line_hits(text, default_source)):
+        if raw[1] is not fact or raw[0] is not source:  # runs of one fact: look its group up once
+            source, fact = raw[0], raw[1]
+            group = grouped.get((source, fact))
+            if group is None:
+                group = grouped[source, fact] = ([], [])
+            values, lines = group
+        values.append(raw[3])
+        lines.append(line)
     return [
         Observation(
             key=f"log.{source}.{fact}",
