@@ -369,7 +369,7 @@ def split_lines(text: str) -> Iterator[tuple[str, str | None, str]]:
 
 
 _ASCII_BREAKS_BUT_NEWLINE = ("\r", "\x0b", "\x0c", "\x1c", "\x1d", "\x1e")
-"""The ASCII characters other than ``\n`` that ``str.splitlines`` breaks lines at."""
+"""The ASCII characters other than ``\\n`` that ``str.splitlines`` breaks lines at."""
 
 
 def _joined_lines(text: str) -> str:
