@@ -18,7 +18,7 @@ a later ``Reported current state to the cloud`` are history, and so on.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, NamedTuple
@@ -355,7 +355,7 @@ def _unescape(text: str) -> str:
     return text.replace("\\r\\n", "\n").replace("\\n", "\n").replace('\\"', '"')
 
 
-def split_lines(text: str) -> Iterator[tuple[str, str | None, str]]:
+def split_lines(text: str) -> list[tuple[str, str | None, str]]:
     """(stripped line, process, message) for each non-blank line of ``text``, JSON-escaped
     traces unescaped and `> ` quoting stripped; a line without a journal prefix is its own
     message.
@@ -363,9 +363,11 @@ def split_lines(text: str) -> Iterator[tuple[str, str | None, str]]:
     One pass of the regex engine over the whole text, not a match per line: journals are the
     bulk of what devices send.
     """
-    for line, process, message in _LINE.findall(_joined_lines(text)):
-        if line:
-            yield line, process or None, message
+    return [
+        (line, process or None, message)
+        for line, process, message in _LINE.findall(_joined_lines(text))
+        if line
+    ]
 
 
 _ASCII_BREAKS_BUT_NEWLINE = ("\r", "\x0b", "\x0c", "\x1c", "\x1d", "\x1e")
@@ -425,10 +427,9 @@ _RawHit = tuple[str, str, str, Any, "frozenset[str] | None"]
 def _line_hits(text: str, default_source: str | None) -> list[tuple[_RawHit, str]]:
     """``hits`` as plain (hit, line) pairs: scan makes many of them per journal."""
     found: list[tuple[_RawHit, str]] = []
-    for line, process, message in _LINE.findall(_joined_lines(text)):  # split_lines, inlined
-        if line:
-            for raw in _message_hits(message, process or None, default_source):
-                found.append((raw, line))
+    for line, process, message in split_lines(text):
+        for raw in _message_hits(message, process, default_source):
+            found.append((raw, line))
     return found
 
 
