@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import re
 from pathlib import Path
 
@@ -137,7 +138,55 @@ AWKWARD = (
     'resin-supervisor[1]: {\\"error\\": \\"x\\"}\\nsecond\\r\\nthird',
     "",
     "   ",
+    # a prefix the next character decides (no space after the colon), then the same shape
+    "Aug 19 10:12:34 dev openvpn[1]:x",
+    "Aug 19 10:12:35 dev openvpn[1]: y",
+    "Aug 19 10:12:35 dev openvpn[1]:\tz",
 )
+
+_PREFIX_PIECES = {
+    "stamp": (
+        "2026-11-25T16:50:40+0000",
+        "2026-11-25T16:5\u0663:40+0000",  # an Arabic-Indic digit: no timestamp
+        "2026-11-25 16:50:40.123456Z",
+        "2026-11-25T16:50:40,5+01:00",
+        "Nov 25 16:50:40",
+        "Nov  5 16:50:40.250",
+        "nov 25 16:50:40",
+        "2026-11-25X16:50:40",
+    ),
+    "gap": (" ", "  ", "\t", "\u2003"),
+    "host": ("host-2", "host-3", "dev", "h\u00f6st9", ":"),
+    "process": ("chronyd", "balena-supervisor", "openvpn", "p9", "9p", "a.b@c-d", "x\u00e9"),
+    "pid": ("[894]", "[12]", "", "[x]", "[]"),
+    "colon": (":", ": ", ":  ", ":\t", ";", ":\u00a0"),
+    "message": ("Selected source 1.2.3.4", "", " spaced", "x", "Initialization Sequence Completed"),
+}
+
+
+_SWAPS = "0123456789:- T.,+Z[]\t\u0663\u00e9a"
+
+
+def _random_journal(rng: random.Random) -> list[str]:
+    """Runs of lines with one prefix (its digits, colon and message varying, now and then a
+    character swapped), as a journal has them."""
+    lines = []
+    for _ in range(rng.randrange(1, 4)):
+        base = {name: rng.choice(options) for name, options in _PREFIX_PIECES.items()}
+        gap = rng.choice(_PREFIX_PIECES["gap"])
+        for _ in range(rng.randrange(1, 6)):
+            colon = rng.choice(_PREFIX_PIECES["colon"])
+            message = rng.choice(_PREFIX_PIECES["message"])
+            line = (
+                f"{base['stamp']}{base['gap']}{base['host']}{gap}"
+                f"{base['process']}{base['pid']}{colon}{message}"
+            )
+            line = re.sub(r"[0-9]", lambda _: str(rng.randrange(10)), line)
+            if rng.random() < 0.3:
+                at = rng.randrange(len(line))
+                line = line[:at] + rng.choice(_SWAPS) + line[at + 1 :]
+            lines.append(line)
+    return lines
 
 
 def test_split_lines_matches_the_line_by_line_definition() -> None:
@@ -149,6 +198,14 @@ def test_split_lines_matches_the_line_by_line_definition() -> None:
         assert list(signatures.split_lines(text)) == expected
         compared += len(expected)
     assert compared > 1000
+
+
+def test_split_lines_matches_the_definition_on_random_journals() -> None:
+    """Runs of lines with one prefix shape (read without the regex) amid lines that differ."""
+    rng = random.Random(11)
+    for _ in range(1500):
+        text = "\n".join(_random_journal(rng))
+        assert signatures.split_lines(text) == _line_by_line(text)
 
 
 def test_hits_follow_the_line_split() -> None:
