@@ -178,8 +178,11 @@ def split_output(
             continue
         name = raw_name.decode()
         if name in wanted and name not in found:
-            flags = flags_raw.decode()  # str membership: a third of what bytes membership costs
-            skipped = "s" in flags
+            if flags_raw == b"-":  # most steps: no flag to look for
+                truncated = timed_out = skipped = False
+            else:
+                flags = flags_raw.decode()  # str membership: a third of bytes membership's cost
+                truncated, timed_out, skipped = "t" in flags, "o" in flags, "s" in flags
             if ends:  # when the step's last byte arrived
                 at = bisect_left(ends, body_end + 1)
                 arrived: float | None = chunk_times[at if at < len(ends) else -1][1]
@@ -190,8 +193,8 @@ def split_output(
                 name,
                 stdout[body_start:body_end].decode("utf-8", "replace"),
                 None if skipped else int(exit_code),
-                "t" in flags,
-                "o" in flags,
+                truncated,
+                timed_out,
                 skipped,
                 False,
                 float(took),
