@@ -370,22 +370,24 @@ def split_lines(text: str) -> list[tuple[str, str | None, str]]:
         line = raw.strip()
         if not line:
             continue
-        if (
-            shape
-            and line[:size].encode("utf-8", "surrogatepass").translate(_DIGITS_AS_ZERO) == shape
-        ):
+        if shape and _shape(line[:size]) == shape:
             rows.append((line, line[start:end], line[size:]))
             continue
         prefix = _PREFIX.match(line)
         if prefix is None:
             rows.append((line, None, line))
             continue
-        rows.append((line, prefix.group(1), line[prefix.end() :]))
-        if line[prefix.end() - 1].isspace():
-            size = prefix.end()
-            shape = line[:size].encode("utf-8", "surrogatepass").translate(_DIGITS_AS_ZERO)
+        stop = prefix.end()
+        rows.append((line, prefix.group(1), line[stop:]))
+        if line[stop - 1].isspace():
+            size, shape = stop, _shape(line[:stop])
             start, end = prefix.span(1)
     return rows
+
+
+def _shape(prefix: str) -> bytes:
+    """``prefix`` as UTF-8 with its ASCII digits as 0 (see ``_DIGITS_AS_ZERO``)."""
+    return prefix.encode("utf-8", "surrogatepass").translate(_DIGITS_AS_ZERO)
 
 
 _ASCII_BREAKS_BUT_NEWLINE = ("\r", "\x0b", "\x0c", "\x1c", "\x1d", "\x1e")
