@@ -437,20 +437,12 @@ def hits(text: str, default_source: str | None = None) -> list[Hit]:
     """Every signature hit in ``text``, in order, benign lines skipped."""
     return [
         Hit(source, fact, kind, line, value, resets)
-        for (source, fact, kind, value, resets), line in _line_hits(text, default_source)
+        for line, process, message in split_lines(text)
+        for source, fact, kind, value, resets in _message_hits(message, process, default_source)
     ]
 
 
 _RawHit = tuple[str, str, str, Any, "frozenset[str] | None"]
-
-
-def _line_hits(text: str, default_source: str | None) -> list[tuple[_RawHit, str]]:
-    """``hits`` as plain (hit, line) pairs: scan makes many of them per journal."""
-    found: list[tuple[_RawHit, str]] = []
-    for line, process, message in split_lines(text):
-        for raw in _message_hits(message, process, default_source):
-            found.append((raw, line))
-    return found
 
 
 @lru_cache(maxsize=8192)
@@ -501,58 +493,68 @@ def _signature_hits(
 
 
 _REACHED_TLS = frozenset({"resolve_failure", "connect_timeout", "connect_refused"})
+_PROBLEM_FACTS = frozenset(sig.fact for sig in SIGNATURES if sig.kind == PROBLEM)
+"""Facts whose hits are problems: each fact has one kind (``test_each_fact_has_one_kind``)."""
+
+_Group = tuple[str, str]
+_ScanHit = tuple[_Group, Any, "frozenset[_Group]", bool]
+_GROUPS: dict[_Group, _Group] = {}
+"""One tuple per (source, fact), so `scan` can tell a run of one group by identity."""
 
 
-def _resets(raw: _RawHit) -> frozenset[str]:
-    resets = raw[4]
-    if resets:
-        return resets
-    # a later TLS error shows the name resolved and TCP connected: earlier such errors are history
-    return _REACHED_TLS if raw[1] in _TLS_FACTS else frozenset()
-
-
-def _superseded(found: list[tuple[_RawHit, str]]) -> list[tuple[_RawHit, str]]:
-    """Drop problems that a later line of the same source supersedes.
-
-    One pass from the newest line back, carrying per source the facts that later lines reset:
-    linear in the hits, so a long pasted journal full of one failure stays cheap.
-    """
-    reset_later: dict[str, set[str]] = {}
-    added: dict[str, frozenset[str]] = {}  # per source, the resets last added to its set
-    resets_of = _resets
-    kept: list[tuple[_RawHit, str]] = []
-    for pair in reversed(found):
-        raw = pair[0]
-        source = raw[0]
-        facts = reset_later.get(source)
-        if not (raw[2] == PROBLEM and facts is not None and raw[1] in facts):
-            kept.append(pair)
-        resets = raw[4] or resets_of(raw)
-        if resets and added.get(source) is not resets:  # journals repeat one line's resets
-            added[source] = resets
-            if facts is None:
-                reset_later[source] = set(resets)
-            else:
-                facts.update(resets)
-    kept.reverse()
-    return kept
+@lru_cache(maxsize=8192)
+def _message_scan_hits(
+    message: str, process: str | None, default_source: str | None
+) -> tuple[_ScanHit, ...]:
+    """``_message_hits`` as `scan` uses them: per hit its (source, fact) group, its value, the
+    groups of problems it supersedes in its source (a health line resets them; a later TLS
+    error shows the name resolved and TCP connected, so earlier such errors are history), and
+    whether it is a problem."""
+    found = []
+    for source, fact, kind, value, resets in _message_hits(message, process, default_source):
+        if not resets and fact in _TLS_FACTS:
+            resets = _REACHED_TLS
+        drops = frozenset(
+            _GROUPS.setdefault((source, gone), (source, gone))
+            for gone in resets or ()
+            if gone in _PROBLEM_FACTS
+        )
+        group = _GROUPS.setdefault((source, fact), (source, fact))
+        found.append((group, value, drops, kind == PROBLEM))
+    return tuple(found)
 
 
 def scan(text: str, probe: str = "", default_source: str | None = None) -> list[Observation]:
-    """Observations ``log.<source>.<fact>`` found in ``text`` (see the module docstring)."""
-    grouped: dict[tuple[str, str], tuple[list[Any], list[str]]] = {}
-    source = fact = None
+    """Observations ``log.<source>.<fact>`` found in ``text`` (see the module docstring).
+
+    One pass over the lines: a hit that supersedes problems of its source drops their groups
+    whole (a group holds one fact, and so one kind), and a group made again after that is
+    ordered by its new first line, where the surviving hits start.
+    """
+    grouped: dict[_Group, tuple[list[Any], list[str]]] = {}
+    problems: set[_Group] = set()  # the groups holding problems now
+    key: _Group | None = None  # the group last added to (a journal repeats one line)
     values: list[Any] = []
     lines: list[str] = []
-    for raw, line in _superseded(_line_hits(text, default_source)):
-        if raw[1] is not fact or raw[0] is not source:  # runs of one fact: look its group up once
-            source, fact = raw[0], raw[1]
-            group = grouped.get((source, fact))
-            if group is None:
-                group = grouped[source, fact] = ([], [])
-            values, lines = group
-        values.append(raw[3])
-        lines.append(line)
+    for line, process, message in split_lines(text):
+        for group_key, value, drops, problem in _message_scan_hits(
+            message, process, default_source
+        ):
+            if drops and problems and not problems.isdisjoint(drops):
+                for gone in problems & drops:
+                    del grouped[gone]
+                problems -= drops
+                key = None
+            if group_key is not key:
+                key = group_key
+                group = grouped.get(key)
+                if group is None:
+                    group = grouped[key] = ([], [])
+                    if problem:
+                        problems.add(key)
+                values, lines = group
+            values.append(value)
+            lines.append(line)
     return [
         Observation(
             key=f"log.{source}.{fact}",
