@@ -6,7 +6,6 @@ Observations: ``net.gateway_ip``, ``net.interface``, ``net.gateway_mac`` (from
 
 from __future__ import annotations
 
-import ipaddress
 import re
 from collections.abc import Mapping
 
@@ -40,8 +39,7 @@ def parse(steps: Mapping[str, StepOutput], ctx: ProbeContext) -> list[Observatio
         found.append(Observation("net.interface", interface, (match.group(0),), NAME))
     addr = step_output(steps, "net.addr")
     for name, cidr in _ADDR.findall(addr.output if addr else ""):
-        if interface in (None, name):
-            subnet = str(ipaddress.ip_interface(cidr).network)
+        if interface in (None, name) and (subnet := ipv4_subnet(cidr)) is not None:
             found.append(Observation("net.subnet", subnet, (f"{name} inet {cidr}",), NAME))
             break
     neigh = step_output(steps, "net.neigh")
@@ -51,6 +49,31 @@ def parse(steps: Mapping[str, StepOutput], ctx: ProbeContext) -> list[Observatio
             found.append(Observation("net.gateway_mac", entry.group(3).lower(), (line,), NAME))
             break
     return found
+
+
+def ipv4_subnet(cidr: str) -> str | None:
+    """The network of an IPv4 ``address/prefix``, written as ``ipaddress`` writes it; None when
+    ``ipaddress`` would refuse it (an octet over 255 or with a leading zero, a prefix over 32).
+
+    A few integer operations instead of ``ipaddress.ip_interface``, ~20 us a device.
+    """
+    address, slash, length = cidr.partition("/")
+    octets = address.split(".")
+    if not slash or len(octets) != 4 or not (length.isascii() and length.isdigit()):
+        return None
+    bits = int(length)
+    value = 0
+    for octet in octets:
+        if not (octet.isascii() and octet.isdigit()) or len(octet) > 3 or octet[0] == "0" != octet:
+            return None
+        number = int(octet)
+        if number > 255:
+            return None
+        value = value << 8 | number
+    if bits > 32:
+        return None
+    value &= (0xFFFFFFFF << (32 - bits)) & 0xFFFFFFFF
+    return f"{value >> 24}.{value >> 16 & 255}.{value >> 8 & 255}.{value & 255}/{bits}"
 
 
 PROBE = make_probe(NAME, "LAN keys: default gateway IP and MAC, subnet", build_steps, parse)
