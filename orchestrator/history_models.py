@@ -211,7 +211,9 @@ class PruneResult:
     whole_runs: bool
     device_results: int
     step_outputs: int
+    """Device results whose step outputs were removed."""
     observations: int
+    """Device results whose observations were removed."""
     findings: int
     network_findings: int
 

@@ -14,11 +14,13 @@ Create Date: 2026-12-02
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import sqlalchemy as sa
 from alembic import op
+
+from migrations.chunks import id_chunks
 
 revision: str = "0002"
 down_revision: str | None = "0001"
@@ -27,9 +29,6 @@ depends_on: str | Sequence[str] | None = None
 
 _FIELDS = ("key", "value", "evidence", "probe")
 """The document's arrays, one per old `observations` column, in the order selected below."""
-
-CHUNK_RESULTS = 500
-"""Device results moved per round trip."""
 
 _results = sa.table(
     "device_results",
@@ -58,7 +57,7 @@ def upgrade() -> None:
         .where(_results.c.id == sa.bindparam("result_id"))
         .values(observations=sa.bindparam("document", type_=sa.JSON(none_as_null=True)))
     )
-    for first, last in _id_chunks(connection, _observations.c.result_id):
+    for first, last in id_chunks(connection, _observations.c.result_id):
         documents: dict[int, dict[str, list[Any]]] = {}
         rows = connection.execute(
             sa.select(
@@ -106,7 +105,7 @@ def downgrade() -> None:
     op.create_index("ix_observations_result_id", "observations", ["result_id"])
     connection = op.get_bind()
     stored = _results.c.observations.is_not(None)
-    for first, last in _id_chunks(connection, _results.c.id, stored):
+    for first, last in id_chunks(connection, _results.c.id, stored):
         documents = connection.execute(
             sa.select(_results.c.id, _results.c.observations)
             .where(_results.c.id.between(first, last), stored)
@@ -126,19 +125,3 @@ def downgrade() -> None:
         if rows:
             connection.execute(sa.insert(_observations), rows)
     op.drop_column("device_results", "observations")
-
-
-def _id_chunks(
-    connection: sa.Connection, column: sa.ColumnClause[Any], *conditions: Any
-) -> Iterator[tuple[int, int]]:
-    """(first, last) of successive runs of up to `CHUNK_RESULTS` distinct values of `column`."""
-    after: int | None = None
-    while True:
-        query = sa.select(column).where(*conditions).distinct().order_by(column)
-        if after is not None:
-            query = query.where(column > after)
-        ids = connection.scalars(query.limit(CHUNK_RESULTS)).all()
-        if not ids:
-            return
-        yield ids[0], ids[-1]
-        after = ids[-1]

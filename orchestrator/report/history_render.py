@@ -201,11 +201,11 @@ def render_prune(result: PruneResult, cutoff: datetime) -> str:
         return (
             f"removed {result.runs} runs started before {when} UTC: "
             f"{result.device_results} device results, {result.findings} findings, "
-            f"{result.network_findings} network findings, {result.step_outputs} step outputs, "
-            f"observations of {result.observations} devices"
+            f"{result.network_findings} network findings, step outputs of "
+            f"{result.step_outputs} devices, observations of {result.observations} devices"
         )
     return (
-        f"pruned {result.runs} runs started before {when} UTC: removed "
-        f"{result.step_outputs} step outputs and the observations of {result.observations} "
+        f"pruned {result.runs} runs started before {when} UTC: removed the step outputs of "
+        f"{result.step_outputs} devices and the observations of {result.observations} "
         "devices (runs, device results and findings kept)"
     )

@@ -3,9 +3,9 @@
 `save_results` replaces the results of the batch's devices in the caller's transaction: one
 DELETE (children go by the database's ON DELETE CASCADE), one multi-row INSERT of the results
 that hands back their ids (RETURNING where the backend supports it with executemany, otherwise
-one SELECT), then one executemany INSERT each for step outputs and findings, handed to the
-driver as prepared rows (`orchestrator.store.fast_insert`). Observations ride on the result rows
-as one JSON document per device.
+one SELECT), then one executemany INSERT of the findings, handed to the driver as prepared rows
+(`orchestrator.store.fast_insert`). Observations and step outputs ride on the result rows, as
+documents (one JSON each, the outputs end to end in one text).
 Values come from `orchestrator.store.convert`, which caps and scrubs what cannot be stored.
 """
 
@@ -17,12 +17,11 @@ from typing import Any
 from sqlalchemy import Connection, delete, insert, select
 
 from orchestrator.models import DeviceReport
-from orchestrator.store.convert import finding_values, result_values, step_values
+from orchestrator.store.convert import finding_values, result_values
 from orchestrator.store.fast_insert import insert_rows
-from orchestrator.store.tables import device_results, findings, step_outputs
+from orchestrator.store.tables import device_results, findings
 
 _RESULTS = device_results
-_CHILDREN = ((step_outputs, "steps"), (findings, "findings"))
 
 
 def save_results(
@@ -35,19 +34,19 @@ def save_results(
     connection.execute(
         delete(_RESULTS).where(_RESULTS.c.run_id == run_id, _RESULTS.c.device_uuid.in_(uuids))
     )
-    ids = _insert_results(connection, [result_values(run_id, r) for r in reports], run_id, uuids)
-    children: dict[str, list[dict[str, Any]]] = {"steps": [], "findings": []}
+    ids = _insert_results(
+        connection,
+        [result_values(run_id, r, max_step_bytes) for r in reports],
+        run_id,
+        uuids,
+    )
+    rows: list[dict[str, Any]] = []
     for report in reports:
         result_id = ids[report.uuid]
-        for name, values in (
-            ("steps", step_values(report, max_step_bytes)),
-            ("findings", finding_values(report)),
-        ):
-            for row in values:
-                row["result_id"] = result_id
-            children[name].extend(values)
-    for table, name in _CHILDREN:
-        insert_rows(connection, table, children[name])
+        for row in finding_values(report):
+            row["result_id"] = result_id
+            rows.append(row)
+    insert_rows(connection, findings, rows)
 
 
 def _insert_results(

@@ -6,8 +6,9 @@ characters and lone surrogates in step output, errors and finding text (PostgreS
 hold them; they become U+FFFD), tuples and non-finite floats inside observation values (load as
 lists and strings) and naive datetimes (taken as UTC, load as aware UTC).
 
-A device's observations travel as one JSON document on its result row (the format is described
-in `orchestrator.store.tables`): `observations_document` builds it, `to_report` reads it back.
+A device's observations and its steps travel as JSON documents on its result row, the steps'
+outputs end to end in one text column (the formats are described in `orchestrator.store.tables`):
+`observations_document` and `steps_document` build them, `to_report` reads them back.
 """
 
 from __future__ import annotations
@@ -82,9 +83,11 @@ def cap_text(text: str, max_bytes: int) -> tuple[str, bool]:
     return encoded[:max_bytes].decode("utf-8", "ignore"), True
 
 
-def result_values(run_id: int, report: DeviceReport) -> dict[str, Any]:
-    """The `device_results` column values for one device report (no id, no children)."""
+def result_values(run_id: int, report: DeviceReport, max_step_bytes: int) -> dict[str, Any]:
+    """The `device_results` column values for one device report (no id, no children); each
+    step's output is capped at ``max_step_bytes``."""
     net = report.network
+    steps, step_output = steps_document(report, max_step_bytes)
     return {
         "run_id": run_id,
         "device_uuid": report.uuid,
@@ -104,6 +107,8 @@ def result_values(run_id: int, report: DeviceReport) -> dict[str, Any]:
         "site": net.site,
         "labels": list(net.labels),
         "observations": observations_document(report),
+        "steps": steps,
+        "step_output": step_output,
     }
 
 
@@ -137,26 +142,77 @@ def storable_output(output: str, max_bytes: int) -> tuple[str, bool]:
     return cap_text(clean_text(output), max_bytes)
 
 
-def step_values(report: DeviceReport, max_bytes: int) -> list[dict[str, Any]]:
-    """The `step_outputs` column values (without `result_id`) of a report, in order."""
-    rows = []
+STEP_COLUMNS = ("name", "exit_code", "duration_s", "received_at", "size")
+"""The arrays of a steps document with one entry per step (``size``: the output's length)."""
+STEP_FLAGS = ("truncated", "timed_out", "skipped", "missing")
+"""The arrays of a steps document listing the positions of the steps with that flag set."""
+
+
+def steps_document(
+    report: DeviceReport, max_bytes: int
+) -> tuple[dict[str, list[Any]] | None, str | None]:
+    """The report's steps as stored: the column-wise document and the outputs end to end, each
+    `storable_output` (None, None when there are no steps).
+
+    Flags are stored as the positions that have them: most steps have none, and every array
+    item costs the JSON encoder about as much as a short string.
+    """
+    if not report.steps:
+        return None, None
+    names, codes, took, arrived, sizes, outputs = [], [], [], [], [], []
+    flagged: dict[str, list[int]] = {flag: [] for flag in STEP_FLAGS}
     for position, step in enumerate(report.steps):
         output, cut = storable_output(step.output, max_bytes)
-        rows.append(
-            {
-                "position": position,
-                "name": step.name,
-                "exit_code": step.exit_code,
-                "output": output,
-                "truncated": step.truncated or cut,
-                "timed_out": step.timed_out,
-                "skipped": step.skipped,
-                "missing": step.missing,
-                "duration_s": step.duration_s,
-                "received_at": step.received_at,
-            }
+        names.append(step.name)
+        codes.append(step.exit_code)
+        took.append(_finite_or_none(step.duration_s))
+        arrived.append(_finite_or_none(step.received_at))
+        sizes.append(len(output))
+        outputs.append(output)
+        if step.truncated or cut or step.timed_out or step.skipped or step.missing:
+            for flag, set_ in zip(
+                STEP_FLAGS,
+                (step.truncated or cut, step.timed_out, step.skipped, step.missing),
+                strict=True,
+            ):
+                if set_:
+                    flagged[flag].append(position)
+    document = dict(zip(STEP_COLUMNS, (names, codes, took, arrived, sizes), strict=True))
+    return document | flagged, "".join(outputs)
+
+
+def steps_from_document(
+    document: Mapping[str, list[Any]] | None, text: str | None
+) -> tuple[StepOutput, ...]:
+    """The steps `steps_document` stored (none when pruned or never stored)."""
+    if not document or text is None:
+        return ()
+    truncated, timed_out, skipped, missing = (set(document[flag]) for flag in STEP_FLAGS)
+    steps = []
+    end = 0
+    for at, (name, code, took, arrived, size) in enumerate(
+        zip(*(document[column] for column in STEP_COLUMNS), strict=True)
+    ):
+        start, end = end, end + size
+        steps.append(
+            StepOutput(
+                name,
+                text[start:end],
+                code,
+                at in truncated,
+                at in timed_out,
+                at in skipped,
+                at in missing,
+                took,
+                arrived,
+            )
         )
-    return rows
+    return tuple(steps)
+
+
+def _finite_or_none(value: float | None) -> float | None:
+    """A time as a float JSON can hold (NaN and infinities are not JSON: None)."""
+    return None if value is None or not math.isfinite(value) else float(value)
 
 
 def observations_document(report: DeviceReport) -> dict[str, list[Any]] | None:
@@ -250,20 +306,7 @@ def to_report(row: DeviceResult) -> DeviceReport:
         row,
         findings=tuple(finding_from_row(f) for f in row.findings),
         observations=observations_from_document(row.observations),
-        steps=tuple(
-            StepOutput(
-                name=s.name,
-                output=s.output,
-                exit_code=s.exit_code,
-                truncated=s.truncated,
-                timed_out=s.timed_out,
-                skipped=s.skipped,
-                missing=s.missing,
-                duration_s=s.duration_s,
-                received_at=s.received_at,
-            )
-            for s in row.steps
-        ),
+        steps=steps_from_document(row.steps, row.step_output),
     )
 
 

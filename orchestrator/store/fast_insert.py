@@ -1,7 +1,8 @@
 """Many-row INSERTs handed to the database driver as plain rows, prepared once per table.
 
 SQLAlchemy's executemany builds and processes one parameter set per row through the compiler;
-for the dozens of step outputs each device stores, that was most of the storage CPU of a sweep.
+for the dozens of step outputs each device stored as rows (before schema revision 0003) and the
+findings it still stores, that was most of the storage CPU of a sweep.
 Here the INSERT is compiled once per (dialect, table, columns), each column's bind processor
 (JSON serialisation, the UTC datetime conversion, the dialect's own conversions) is looked up
 once, and the rows go to ``exec_driver_sql`` as tuples or dicts in the driver's parameter style,

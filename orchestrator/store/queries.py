@@ -27,7 +27,6 @@ from orchestrator.store.schema import (
     FindingRow,
     NetworkFindingRow,
     Run,
-    StepOutputRow,
 )
 
 
@@ -74,16 +73,13 @@ def list_runs(
 
 
 def reports_query(run_id: int) -> Select:
-    """The run's device results (observations documents included) with their children, in the
+    """The run's device results (observations and steps included) with their findings, in the
     order they were saved."""
     return (
         select(DeviceResult)
         .where(DeviceResult.run_id == run_id)
         .order_by(DeviceResult.id)
-        .options(
-            selectinload(DeviceResult.steps),
-            selectinload(DeviceResult.findings),
-        )
+        .options(selectinload(DeviceResult.findings))
     )
 
 
@@ -106,7 +102,8 @@ def load_report_summaries(session: Session, run_id: int) -> list[DeviceReport]:
     )
     for row in finding_rows:
         by_result.setdefault(row.result_id, []).append(finding_from_row(row))
-    columns = [column for column in results.c if column.name != "observations"]
+    documents = ("observations", "steps", "step_output")
+    columns = [column for column in results.c if column.name not in documents]
     rows = session.execute(
         select(*columns).where(results.c.run_id == run_id).order_by(results.c.id)
     )
@@ -126,17 +123,18 @@ def load_network_findings(session: Session, run_id: int) -> list[NetworkFinding]
 def prune(session: Session, cutoff: datetime, *, whole_runs: bool) -> PruneResult:
     """Remove what runs started before `cutoff` stored (runs still `running` are kept).
 
-    By default only raw step outputs and observations go (each device result's observations
-    document is set to NULL); runs, device results, findings and network findings stay, so
-    history, diffs and patterns still work. `whole_runs` deletes the runs and, by cascade,
-    everything they hold. Counts are taken before deleting; `observations` counts the device
-    results whose observations were removed.
+    By default only raw step outputs and observations go (each device result's steps and
+    observations documents are set to NULL); runs, device results, findings and network findings
+    stay, so history, diffs and patterns still work. `whole_runs` deletes the runs and, by
+    cascade, everything they hold. Counts are taken before deleting; `step_outputs` and
+    `observations` count the device results whose step outputs or observations were removed.
     """
     old_runs = select(Run.id).where(Run.started_at < as_utc(cutoff), Run.status != "running")
     old_results = select(DeviceResult.id).where(DeviceResult.run_id.in_(old_runs))
     with_observations = and_(
         DeviceResult.run_id.in_(old_runs), DeviceResult.observations.is_not(None)
     )
+    with_steps = and_(DeviceResult.run_id.in_(old_runs), DeviceResult.step_output.is_not(None))
 
     def count(table: type, *conditions: Any) -> int:
         return int(session.scalar(select(func.count()).select_from(table).where(*conditions)))
@@ -145,14 +143,14 @@ def prune(session: Session, cutoff: datetime, *, whole_runs: bool) -> PruneResul
         runs=int(session.scalar(select(func.count()).select_from(old_runs.subquery()))),
         whole_runs=whole_runs,
         device_results=count(DeviceResult, DeviceResult.run_id.in_(old_runs)) if whole_runs else 0,
-        step_outputs=count(StepOutputRow, StepOutputRow.result_id.in_(old_results)),
+        step_outputs=count(DeviceResult, with_steps),
         observations=count(DeviceResult, with_observations),
         findings=count(FindingRow, FindingRow.result_id.in_(old_results)) if whole_runs else 0,
         network_findings=count(NetworkFindingRow, NetworkFindingRow.run_id.in_(old_runs))
         if whole_runs
         else 0,
     )
-    statements: list[Any] = [delete(StepOutputRow).where(StepOutputRow.result_id.in_(old_results))]
+    statements: list[Any] = []
     if whole_runs:
         statements += [
             delete(FindingRow).where(FindingRow.result_id.in_(old_results)),
@@ -161,7 +159,10 @@ def prune(session: Session, cutoff: datetime, *, whole_runs: bool) -> PruneResul
             delete(Run).where(Run.id.in_(old_runs)),
         ]
     else:
-        statements.append(update(DeviceResult).where(with_observations).values(observations=null()))
+        statements += [
+            update(DeviceResult).where(with_steps).values(steps=null(), step_output=null()),
+            update(DeviceResult).where(with_observations).values(observations=null()),
+        ]
     for statement in statements:
         session.execute(statement.execution_options(synchronize_session=False))
     return result

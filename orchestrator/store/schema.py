@@ -2,7 +2,7 @@
 
 Only the store package sees these classes; every other layer gets `orchestrator.models`
 dataclasses. A sweep never imports this module (it writes through the tables with SQLAlchemy
-Core); reads that walk relationships (a result's steps and findings) do.
+Core); reads that walk relationships (a result's findings) do.
 """
 
 from __future__ import annotations
@@ -23,7 +23,6 @@ __all__ = [
     "Run",
     "DeviceRow",
     "DeviceResult",
-    "StepOutputRow",
     "FindingRow",
     "NetworkFindingRow",
 ]
@@ -95,32 +94,12 @@ class DeviceResult(Base):
     site: Mapped[str | None]
     labels: Mapped[list[Any]]
     observations: Mapped[dict[str, Any] | None]
+    steps: Mapped[dict[str, Any] | None]
+    step_output: Mapped[str | None]
 
-    steps: Mapped[list[StepOutputRow]] = relationship(
-        order_by="StepOutputRow.position", cascade="all, delete-orphan", passive_deletes=True
-    )
     findings: Mapped[list[FindingRow]] = relationship(
         order_by="FindingRow.position", cascade="all, delete-orphan", passive_deletes=True
     )
-
-
-class StepOutputRow(Base):
-    """Raw output of one probe step, capped at the store's byte limit."""
-
-    __table__ = tables.step_outputs
-
-    id: Mapped[int]
-    result_id: Mapped[int]
-    position: Mapped[int]
-    name: Mapped[str]
-    exit_code: Mapped[int | None]
-    output: Mapped[str]
-    truncated: Mapped[bool]
-    timed_out: Mapped[bool]
-    skipped: Mapped[bool]
-    missing: Mapped[bool]
-    duration_s: Mapped[float | None]
-    received_at: Mapped[float | None]
 
 
 class FindingRow(Base):

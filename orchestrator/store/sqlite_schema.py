@@ -8,7 +8,7 @@ indexes. A new migration changes ``shipped_head()``, and until this file follows
 left to `Store` (``SCHEMA_REVISION`` no longer matches) and that test fails.
 """
 
-SCHEMA_REVISION = "0002"
+SCHEMA_REVISION = "0003"
 
 SCHEMA_SQL = """\
 CREATE TABLE runs (
@@ -69,6 +69,8 @@ CREATE TABLE device_results (
     site TEXT,
     labels JSON NOT NULL,
     observations JSON,
+    steps JSON,
+    step_output TEXT,
     CONSTRAINT pk_device_results PRIMARY KEY (id),
     CONSTRAINT uq_device_results_run_id_device_uuid UNIQUE (run_id, device_uuid),
     CONSTRAINT fk_device_results_run_id_runs FOREIGN KEY(run_id) REFERENCES runs (id) ON DELETE CASCADE
@@ -97,25 +99,6 @@ CREATE TABLE network_findings (
 CREATE INDEX ix_network_findings_kind_value_code ON network_findings (kind, value, code);
 
 CREATE INDEX ix_network_findings_run_id ON network_findings (run_id);
-
-CREATE TABLE step_outputs (
-    id INTEGER NOT NULL,
-    result_id INTEGER NOT NULL,
-    position INTEGER NOT NULL,
-    name TEXT NOT NULL,
-    exit_code INTEGER,
-    output TEXT NOT NULL,
-    truncated BOOLEAN NOT NULL,
-    timed_out BOOLEAN NOT NULL,
-    skipped BOOLEAN NOT NULL,
-    missing BOOLEAN NOT NULL,
-    duration_s FLOAT,
-    received_at FLOAT,
-    CONSTRAINT pk_step_outputs PRIMARY KEY (id),
-    CONSTRAINT fk_step_outputs_result_id_device_results FOREIGN KEY(result_id) REFERENCES device_results (id) ON DELETE CASCADE
-);
-
-CREATE INDEX ix_step_outputs_result_id ON step_outputs (result_id);
 
 CREATE TABLE findings (
     id INTEGER NOT NULL,

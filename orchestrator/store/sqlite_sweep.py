@@ -42,7 +42,6 @@ from orchestrator.store.convert import (
     finding_values,
     network_finding_values,
     result_values,
-    storable_output,
     to_summary,
 )
 from orchestrator.store.revisions import shipped_head
@@ -52,7 +51,7 @@ from orchestrator.store.sqlite_schema import SCHEMA_REVISION, statements
 JSON_COLUMNS: dict[str, frozenset[str]] = {
     "runs": frozenset({"options"}),
     "devices": frozenset({"labels"}),
-    "device_results": frozenset({"labels", "observations"}),
+    "device_results": frozenset({"labels", "observations", "steps"}),
     "findings": frozenset({"evidence"}),
     "network_findings": frozenset({"devices"}),
 }
@@ -64,31 +63,13 @@ DATETIME_COLUMNS: dict[str, frozenset[str]] = {
 }
 BOOLEAN_COLUMNS: dict[str, frozenset[str]] = {
     "device_results": frozenset({"reachable", "output_truncated"}),
-    "step_outputs": frozenset({"truncated", "timed_out", "skipped", "missing"}),
     "findings": frozenset({"is_root_cause"}),
     "network_findings": frozenset({"unreachable"}),
 }
-NULLABLE_JSON = frozenset({("device_results", "observations")})
+NULLABLE_JSON = frozenset({("device_results", "observations"), ("device_results", "steps")})
 """JSON columns where None is SQL NULL; elsewhere it is the JSON text ``null``, as SQLAlchemy
 writes it."""
 _IDENTITY_UPDATES = ("name", "fleet", "site", "labels", "public_address", "last_seen_at")
-_STEP_COLUMNS = (
-    "result_id",
-    "position",
-    "name",
-    "exit_code",
-    "output",
-    "truncated",
-    "timed_out",
-    "skipped",
-    "missing",
-    "duration_s",
-    "received_at",
-)
-_INSERT_STEPS = (
-    f"INSERT INTO step_outputs ({', '.join(_STEP_COLUMNS)}) "
-    f"VALUES ({', '.join('?' * len(_STEP_COLUMNS))})"
-)
 
 
 def sqlite_file(url: str) -> Path | None:
@@ -212,7 +193,9 @@ class SQLiteSweepStore:
                 [run_id, *uuids],
             )
             self._insert(
-                cursor, "device_results", [result_values(run_id, r) for r in latest.values()]
+                cursor,
+                "device_results",
+                [result_values(run_id, r, self._max_step_bytes) for r in latest.values()],
             )
             ids = dict(
                 cursor.execute(
@@ -221,16 +204,12 @@ class SQLiteSweepStore:
                     [run_id, *uuids],
                 )
             )
-            steps: list[tuple[Any, ...]] = []
             found: list[dict[str, Any]] = []
             for report in latest.values():
                 result_id = ids[report.uuid]
-                steps += _step_rows(result_id, report, self._max_step_bytes)
                 for row in finding_values(report):
                     row["result_id"] = result_id
                     found.append(row)
-            if steps:
-                cursor.executemany(_INSERT_STEPS, steps)
             self._insert(cursor, "findings", found)
             self._insert(
                 cursor,
@@ -351,31 +330,6 @@ class SQLiteSweepStore:
             "devices_with_problems = ? WHERE id = ?",
             (status, _datetime(datetime.now(timezone.utc)), reached, problems, run_id),
         )
-
-
-def _step_rows(result_id: int, report: DeviceReport, max_bytes: int) -> list[tuple[Any, ...]]:
-    """The report's `step_outputs` rows, columns as `_STEP_COLUMNS`, bound as `_bound` would
-    bind `step_values` (booleans as 1/0), built directly: ~40 rows per device, and a dict per
-    row picked apart again cost five times as much."""
-    rows = []
-    for position, step in enumerate(report.steps):
-        output, cut = storable_output(step.output, max_bytes)
-        rows.append(
-            (
-                result_id,
-                position,
-                step.name,
-                step.exit_code,
-                output,
-                1 if step.truncated or cut else 0,
-                1 if step.timed_out else 0,
-                1 if step.skipped else 0,
-                1 if step.missing else 0,
-                step.duration_s,
-                step.received_at,
-            )
-        )
-    return rows
 
 
 def _bound(table: str, names: tuple[str, ...], rows: list[dict[str, Any]]) -> list[Any]:

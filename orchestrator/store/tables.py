@@ -16,6 +16,19 @@ of equal length in the order the probes produced the observations::
 `key` and `probe` hold strings, `value` any JSON value (see `convert.filter_json`), `evidence`
 arrays of strings. SQL NULL means "no observations": none were made, or `orch db prune` removed
 them.
+
+The raw step outputs are stored the same way, one document per device rather than ~40 rows
+(a sweep of 100,000 devices wrote four million step rows; at 1,000 devices the rows were a
+twentieth of a sweep's CPU). `device_results.steps` holds the steps' fields column-wise, in
+run order, each flag as the positions of the steps that have it, and
+`device_results.step_output` their outputs end to end, each ``size`` characters long::
+
+    {"name": ["time.date", ...], "exit_code": [0, ...], "duration_s": [0.0, ...],
+     "received_at": [1764089440.12, ...], "size": [31, ...],
+     "truncated": [], "timed_out": [7], "skipped": [], "missing": [38, 39]}
+
+Outputs are capped at the store's byte limit (``truncated`` says so). Both are SQL NULL when a
+result has no steps (unreachable) or `orch db prune` removed them.
 """
 
 from __future__ import annotations
@@ -29,7 +42,6 @@ from sqlalchemy import (
     Column,
     DateTime,
     Dialect,
-    Float,
     ForeignKey,
     Index,
     Integer,
@@ -155,29 +167,13 @@ device_results = Table(
     _optional("site", Text),
     _required("labels", JSON()),
     _optional("observations", JSON(none_as_null=True)),
+    _optional("steps", JSON(none_as_null=True)),
+    _optional("step_output", Text),
     UniqueConstraint("run_id", "device_uuid"),
     Index("ix_device_results_device_uuid_run_id", "device_uuid", "run_id"),
 )
-"""What one run found on one device (``observations``: the document described above)."""
-
-step_outputs = Table(
-    "step_outputs",
-    metadata,
-    _id(),
-    _parent("result_id", "device_results"),
-    _required("position", Integer),
-    _required("name", Text),
-    _optional("exit_code", Integer),
-    _required("output", Text),
-    _required("truncated", Boolean),
-    _required("timed_out", Boolean),
-    _required("skipped", Boolean),
-    _required("missing", Boolean),
-    _optional("duration_s", Float),
-    _optional("received_at", Float),
-    Index("ix_step_outputs_result_id", "result_id"),
-)
-"""Raw output of one probe step, capped at the store's byte limit."""
+"""What one run found on one device (``observations``, ``steps`` and ``step_output``: the
+documents described above)."""
 
 findings = Table(
     "findings",

@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import cProfile
 import io
+import json
 import pstats
 import sqlite3
 import sys
@@ -37,6 +38,7 @@ from orchestrator.probes.registry import get_probes, steps_for  # noqa: E402
 from orchestrator.probes.script import MARKER, new_nonce  # noqa: E402
 from orchestrator.runner import RunPlan  # noqa: E402
 from orchestrator.sim.model import make_fleet  # noqa: E402
+from orchestrator.store.convert import steps_from_document  # noqa: E402
 from orchestrator.store.sqlite_sweep import open_sweep_store  # noqa: E402
 from orchestrator.sweep import endpoints_from, slim  # noqa: E402
 from orchestrator.transport.ssh import ScriptResult  # noqa: E402
@@ -93,27 +95,24 @@ def stored_outputs(path: str, nonce: str) -> list[tuple[Device, bytes]]:
     with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as conn:
         (run_id,) = conn.execute("SELECT max(run_id) FROM device_results").fetchone()
         devices = conn.execute(
-            "SELECT id, device_uuid, device_name FROM device_results "
+            "SELECT device_uuid, device_name, steps, step_output FROM device_results "
             "WHERE run_id = ? AND reachable ORDER BY id",
             (run_id,),
         ).fetchall()
         rendered = []
-        for result_id, uuid, name in devices:
+        for uuid, name, document, text in devices:
             parts = [f"{prefix}HELLO\n".encode()]
-            for step, code, output, truncated, timed_out, skipped, missing, took in conn.execute(
-                "SELECT name, exit_code, output, truncated, timed_out, skipped, missing, "
-                "duration_s FROM step_outputs WHERE result_id = ? ORDER BY position",
-                (result_id,),
-            ):
-                if missing:
+            for step in steps_from_document(json.loads(document or "null"), text):
+                if step.missing:
                     continue
-                body = output.encode()
-                flags = "t" * truncated + "o" * timed_out + "s" * skipped or "-"
-                code = -1 if code is None else code
+                body = step.output.encode()
+                flags = "t" * step.truncated + "o" * step.timed_out + "s" * step.skipped or "-"
+                code = -1 if step.exit_code is None else step.exit_code
+                took = int(step.duration_s or 0)
                 parts.append(
-                    f"\n{prefix}BEGIN:{step}:{code}:{len(body)}:{flags}:{int(took or 0)}\n".encode()
+                    f"\n{prefix}BEGIN:{step.name}:{code}:{len(body)}:{flags}:{took}\n".encode()
                     + body
-                    + f"\n{prefix}END:{step}\n".encode()
+                    + f"\n{prefix}END:{step.name}\n".encode()
                 )
             parts.append(f"{prefix}DONE\n".encode())
             rendered.append((Device(uuid=uuid, name=name), b"".join(parts)))

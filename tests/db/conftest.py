@@ -66,6 +66,16 @@ def pg_url() -> Iterator[str]:
 
 
 @pytest.fixture
+def engine(db_url: str) -> Iterator[Engine]:
+    """An engine on `db_url`'s database (for tests that write to it without the store)."""
+    created = create_engine(db_url)
+    try:
+        yield created
+    finally:
+        created.dispose()
+
+
+@pytest.fixture
 def store(db_url: str) -> Iterator[Store]:
     """A migrated store on a fresh database."""
     opened = Store.open(db_url, require_head=False)

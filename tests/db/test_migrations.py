@@ -23,7 +23,6 @@ TABLES = {
     "runs",
     "devices",
     "device_results",
-    "step_outputs",
     "findings",
     "network_findings",
 }

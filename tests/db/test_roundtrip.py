@@ -9,7 +9,7 @@ from sqlalchemy import create_engine, func, select
 
 from orchestrator.models import DeviceReport, NetworkFinding, StepOutput
 from orchestrator.store import Store
-from orchestrator.store.schema import DeviceResult, DeviceRow, FindingRow, StepOutputRow
+from orchestrator.store.schema import DeviceResult, DeviceRow, FindingRow
 from orchestrator.sweep import slim
 
 
@@ -55,7 +55,8 @@ def test_saving_a_device_again_replaces_it(store: Store, db_url: str, make_repor
     assert store.load_reports(run_id) == [fixed]
     assert _count(db_url, DeviceResult.id) == 1
     assert _count(db_url, FindingRow.id) == 1
-    assert _count(db_url, StepOutputRow.id) == 0
+    assert _count(db_url, DeviceResult.step_output) == 0  # no steps: no document
+    assert _count(db_url, DeviceResult.steps) == 0
     assert _count(db_url, DeviceRow.id) == 1
 
 
@@ -151,41 +152,71 @@ def test_unicode_and_empty_report(store: Store) -> None:
     assert store.load_reports(run_id) == [report]
 
 
-def test_step_flags_are_stored_as_the_database_booleans(
-    store: Store, db_url: str, make_report
-) -> None:
-    """Step flags go to the driver as Python bools; SQL filters on them must still work."""
-    run_id = store.start_run(source="inventory", fleet=None, devices_total=1, options={})
-    store.save_reports(run_id, [make_report()])
+def _stored_steps(db_url: str) -> tuple[dict[str, Any], str]:
+    """The one stored result's steps document and outputs, as the database holds them."""
     engine = create_engine(db_url)
     try:
         with engine.connect() as connection:
-            flagged = {
-                flag: set(connection.execute(select(StepOutputRow.name).where(column)).scalars())
-                for flag, column in (
-                    ("truncated", StepOutputRow.truncated),
-                    ("timed_out", StepOutputRow.timed_out.is_(True)),
-                    ("skipped", StepOutputRow.skipped == True),  # noqa: E712
-                    ("missing", StepOutputRow.missing),
-                )
-            }
-            raw = connection.exec_driver_sql(
-                "SELECT truncated, missing FROM step_outputs WHERE name = 'journal'"
+            document, text = connection.execute(
+                select(DeviceResult.steps, DeviceResult.step_output)
             ).one()
     finally:
         engine.dispose()
+    return document, text
+
+
+def test_steps_are_one_document_and_one_text_per_device(
+    store: Store, db_url: str, make_report
+) -> None:
+    """Flags list the positions that have them, and the outputs end to end split back at the
+    stored sizes."""
+    report = make_report()
+    run_id = store.start_run(source="inventory", fleet=None, devices_total=1, options={})
+    store.save_reports(run_id, [report])
+    document, text = _stored_steps(db_url)
+    assert document["name"] == [step.name for step in report.steps]
+    flagged = {
+        flag: {document["name"][position] for position in document[flag]}
+        for flag in ("truncated", "timed_out", "skipped", "missing")
+    }
     assert flagged == {
         "truncated": {"journal"},
         "timed_out": {"chronyc"},
         "skipped": {"curl"},
         "missing": {"ip-route"},
     }
-    assert tuple(raw) == (1, 0)  # SQLite's integers, PostgreSQL's booleans: both compare so
+    assert sum(document["size"]) == len(text)
+    assert text == "".join(step.output for step in report.steps)
+
+
+def test_outputs_split_back_by_characters_whatever_they_hold(store: Store) -> None:
+    """Sizes count characters: multi-byte text, scrubbed NULs and lone surrogates, empty
+    outputs and a missing step all come back in their places."""
+    outputs = ["caf\u00e9 \U0001f600\n", "", "nul\x00byte", "lone \udc80 surrogate", "\u0444" * 5]
+    steps = tuple(
+        StepOutput(name=f"s{at}", output=text, exit_code=at, duration_s=0.5)
+        for at, text in enumerate(outputs)
+    ) + (StepOutput(name="gone", output="", missing=True),)
+    report = DeviceReport(uuid="u-text", name="text", reachable=True, steps=steps)
+    run_id = store.start_run(source="inventory", fleet=None, devices_total=1, options={})
+    store.save_reports(run_id, [report])
+    (loaded,) = store.load_reports(run_id)
+    assert [step.output for step in loaded.steps] == [
+        "caf\u00e9 \U0001f600\n",
+        "",
+        "nul\ufffdbyte",
+        "lone \ufffd surrogate",
+        "\u0444" * 5,
+        "",
+    ]
+    assert [s.name for s in loaded.steps] == [s.name for s in steps]
+    assert loaded.steps[-1].missing and not loaded.steps[0].missing
+    assert [s.exit_code for s in loaded.steps] == [0, 1, 2, 3, 4, None]
 
 
 def test_step_times_are_stored_as_floats(store: Store, db_url: str) -> None:
-    """Durations and arrival times go to the driver unconverted; an integer one still comes
-    back a float, and a missing one NULL."""
+    """Durations and arrival times are stored as JSON floats: an integer one still comes back a
+    float, and a missing one null."""
     steps = (
         StepOutput(name="whole", output="", exit_code=0, duration_s=2, received_at=1_700_000_000),
         StepOutput(name="part", output="", exit_code=0, duration_s=0.25, received_at=None),
@@ -193,15 +224,11 @@ def test_step_times_are_stored_as_floats(store: Store, db_url: str) -> None:
     report = DeviceReport(uuid="u-times", name="times", reachable=True, steps=steps)
     run_id = store.start_run(source="inventory", fleet=None, devices_total=1, options={})
     store.save_reports(run_id, [report])
-    engine = create_engine(db_url)
-    try:
-        with engine.connect() as connection:
-            stored = connection.exec_driver_sql(
-                "SELECT name, duration_s, received_at FROM step_outputs ORDER BY position"
-            ).all()
-    finally:
-        engine.dispose()
-    assert [tuple(row) for row in stored] == [("whole", 2.0, 1_700_000_000.0), ("part", 0.25, None)]
+    document, _text = _stored_steps(db_url)
+    stored = list(
+        zip(document["name"], document["duration_s"], document["received_at"], strict=True)
+    )
+    assert stored == [("whole", 2.0, 1_700_000_000.0), ("part", 0.25, None)]
     assert all(
         type(value) is float
         for _, duration, arrival in stored
