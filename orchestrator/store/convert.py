@@ -4,7 +4,8 @@ Pure functions: no connections, no I/O. Loading is the exact inverse of saving e
 cannot be stored as given: step output above the byte cap (cut and flagged `truncated`), NUL
 characters and lone surrogates in step output, errors and finding text (PostgreSQL text cannot
 hold them; they become U+FFFD), tuples and non-finite floats inside observation values (load as
-lists and strings) and naive datetimes (taken as UTC, load as aware UTC).
+lists and strings), non-finite step durations and arrival times (load as None) and naive
+datetimes (taken as UTC, load as aware UTC).
 
 A device's observations and its steps travel as JSON documents on its result row, the steps'
 outputs end to end in one text column (the formats are described in `orchestrator.store.tables`):
