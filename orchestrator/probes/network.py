@@ -62,6 +62,8 @@ def ipv4_subnet(cidr: str) -> str | None:
     if not slash or len(octets) != 4 or not (length.isascii() and length.isdigit()):
         return None
     bits = int(length)
+    if bits > 32:
+        return None
     value = 0
     for octet in octets:
         if not (octet.isascii() and octet.isdigit()) or len(octet) > 3 or octet[0] == "0" != octet:
@@ -70,8 +72,6 @@ def ipv4_subnet(cidr: str) -> str | None:
         if number > 255:
             return None
         value = value << 8 | number
-    if bits > 32:
-        return None
     value &= (0xFFFFFFFF << (32 - bits)) & 0xFFFFFFFF
     return f"{value >> 24}.{value >> 16 & 255}.{value >> 8 & 255}.{value & 255}/{bits}"
 
