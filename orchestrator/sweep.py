@@ -20,6 +20,7 @@ from orchestrator.probes.base import Endpoints
 from orchestrator.probes.registry import get_probes, steps_for
 from orchestrator.runner import FleetRunner, RunPlan
 from orchestrator.store.common import SweepStore
+from orchestrator.store.sqlite_sweep import SQLiteSweepStore
 from orchestrator.transport.limits import RouteLimiter
 from orchestrator.transport.routes import (
     FleetIndex,
@@ -170,7 +171,7 @@ async def run_sweep(
         devices_total=len(targets),
         options=options,
     )
-    writer = BatchingWriter(lambda batch: store.save_reports(run_id, batch))
+    writer = result_writer(store, run_id)
     reports: list[DeviceReport] = []
 
     async def sink(report: DeviceReport) -> None:
@@ -217,6 +218,23 @@ async def complete_run(
     await asyncio.to_thread(store.save_network_findings, run_id, network)
     run = await asyncio.to_thread(store.finish_run, run_id, "completed")
     return SweepOutcome(run=run, reports=reports, network_findings=network, warnings=warnings)
+
+
+def result_writer(store: SweepStore, run_id: int) -> BatchingWriter:
+    """The batching writer for a run's reports.
+
+    A SQLite file written through ``sqlite3`` commits on the event loop's thread (the work is
+    CPU under the GIL: on a second thread it only added GIL handoffs, ~9 % of a proxy sweep's
+    CPU) and waits for the disk on the writer's thread; anything else, whose commits wait on a
+    server, commits on the writer's thread.
+    """
+    if isinstance(store, SQLiteSweepStore):
+        sqlite_store = store
+        return BatchingWriter(
+            lambda batch: sqlite_store.save_reports(run_id, batch, sync=False),
+            sync=sqlite_store.sync,
+        )
+    return BatchingWriter(lambda batch: store.save_reports(run_id, batch))
 
 
 async def _close_quietly(writer: BatchingWriter) -> None:

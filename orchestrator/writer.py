@@ -3,6 +3,11 @@
 ``await writer.put(report)`` returns only after the report is committed. Reports that complete
 close together share one transaction, so storage keeps up with thousands of devices a minute
 while a crash still loses at most the devices whose ``put`` had not returned.
+
+Where a commit waits on a server (PostgreSQL) the batch is saved on a background thread. Where
+it is CPU work in this process (SQLite through ``sqlite3``) two threads would only trade the
+GIL back and forth, so the batch is saved on the event loop's thread and only the wait for the
+disk (``sync``) goes to the background thread; ``put`` still returns only once that is done.
 """
 
 from __future__ import annotations
@@ -15,13 +20,27 @@ from concurrent.futures import ThreadPoolExecutor
 from orchestrator.models import DeviceReport
 
 SaveBatch = Callable[[Sequence[DeviceReport]], None]
+SyncToDisk = Callable[[], None]
 
 
 class BatchingWriter:
-    """Collects reports and saves them in batches on one background thread."""
+    """Collects reports and saves them in batches.
 
-    def __init__(self, save: SaveBatch, *, max_batch: int = 500, max_delay_s: float = 0.05):
+    Without ``sync``, ``save`` must make a batch durable and runs on one background thread.
+    With ``sync``, ``save`` commits on the event loop's thread and ``sync`` then makes what it
+    committed durable on the background thread.
+    """
+
+    def __init__(
+        self,
+        save: SaveBatch,
+        *,
+        sync: SyncToDisk | None = None,
+        max_batch: int = 500,
+        max_delay_s: float = 0.05,
+    ):
         self._save = save
+        self._sync = sync
         self._max_batch = max_batch
         self._max_delay_s = max_delay_s
         self._pending: list[tuple[DeviceReport, asyncio.Future[None]]] = []
@@ -63,8 +82,13 @@ class BatchingWriter:
         if not batch:
             return
         loop = asyncio.get_running_loop()
+        reports = [r for r, _ in batch]
         try:
-            await loop.run_in_executor(self._executor, self._save, [r for r, _ in batch])
+            if self._sync is None:
+                await loop.run_in_executor(self._executor, self._save, reports)
+            else:
+                self._save(reports)
+                await loop.run_in_executor(self._executor, self._sync)
         except BaseException as exc:  # surfaced to every waiting put()
             for _, future in batch:
                 if not future.done():

@@ -16,6 +16,7 @@ PostgreSQL, URL options) gets `Store`, which migrates or refuses as it always do
 from __future__ import annotations
 
 import json
+import os
 import socket
 import sqlite3
 import threading
@@ -104,9 +105,12 @@ def open_sweep_store(
 class SQLiteSweepStore:
     """Everything a sweep writes, on one sqlite3 connection shared by the sweep's threads."""
 
-    def __init__(self, connection: sqlite3.Connection, url: str, max_step_bytes: int) -> None:
+    def __init__(
+        self, connection: sqlite3.Connection, url: str, path: Path, max_step_bytes: int
+    ) -> None:
         self._connection = connection
         self._url = url
+        self._wal = path.with_name(path.name + "-wal")
         self._max_step_bytes = max_step_bytes
         self._lock = threading.Lock()
 
@@ -125,7 +129,10 @@ class SQLiteSweepStore:
             if current:
                 connection.execute("PRAGMA foreign_keys=ON")
                 connection.execute("PRAGMA journal_mode=WAL")
-                return cls(connection, url, max_step_bytes)
+                # Commits do not wait for the disk; `sync` does, after each of them
+                # (`save_reports(..., sync=False)` leaves that to the caller).
+                connection.execute("PRAGMA synchronous=NORMAL")
+                return cls(connection, url, path, max_step_bytes)
         except sqlite3.Error:
             pass
         connection.close()
@@ -179,14 +186,21 @@ class SQLiteSweepStore:
                 raise RuntimeError("the database returned no id for the new run")
             return cursor.lastrowid
 
-    def save_reports(self, run_id: int, reports: Sequence[DeviceReport]) -> None:
-        """Store device reports in one transaction, replacing earlier ones of the same devices."""
+    def save_reports(
+        self, run_id: int, reports: Sequence[DeviceReport], *, sync: bool = True
+    ) -> None:
+        """Store device reports in one transaction, replacing earlier ones of the same devices.
+
+        ``sync=False`` returns once committed, before the disk has it: call `sync` before
+        treating the reports as stored (a sweep commits on its event loop's thread and waits
+        for the disk on another).
+        """
         latest = {report.uuid: report for report in reports}
         if not latest:
             return
         uuids = list(latest)
         marks = ", ".join("?" * len(uuids))
-        with self._transaction() as cursor:
+        with self._transaction(sync=sync) as cursor:
             run = self._run_row(cursor, run_id)
             cursor.execute(
                 f"DELETE FROM device_results WHERE run_id = ? AND device_uuid IN ({marks})",
@@ -274,12 +288,30 @@ class SQLiteSweepStore:
                     recovered.append(run.id)
         return recovered
 
+    def sync(self) -> None:
+        """Wait until every transaction committed so far is on disk (fsync of the WAL file).
+
+        With ``synchronous=NORMAL`` a WAL commit is safe from a crash of orch but not of the
+        machine until then; SQLite's own FULL level is this same sync inside each commit.
+        """
+        try:
+            descriptor = os.open(self._wal, os.O_RDONLY)
+            try:
+                os.fsync(descriptor)
+            finally:
+                os.close(descriptor)
+        except FileNotFoundError:  # checkpointed and removed: the database file has it all
+            return
+        except OSError as exc:
+            reason = exc.strerror or type(exc).__name__
+            raise StoreError(f"database {self._url}: cannot sync {self._wal}: {reason}") from None
+
     # -- helpers ----------------------------------------------------------------------------
 
     @contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Cursor]:
-        """One transaction on the shared connection, committed on success; sqlite3 errors
-        become one-line `StoreError`s."""
+    def _transaction(self, *, sync: bool = True) -> Iterator[sqlite3.Cursor]:
+        """One transaction on the shared connection, committed on success and then, with
+        ``sync``, on disk; sqlite3 errors become one-line `StoreError`s."""
         with self._lock:
             cursor = self._connection.cursor()
             try:
@@ -294,6 +326,8 @@ class SQLiteSweepStore:
                 raise
             finally:
                 cursor.close()
+        if sync:
+            self.sync()
 
     def _insert(
         self, cursor: sqlite3.Cursor, table: str, rows: list[dict[str, Any]], suffix: str = ""

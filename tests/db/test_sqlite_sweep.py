@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+import errno
 import json
 import os
 import pickle
 import sqlite3
 import subprocess
 import sys
+import threading
 from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
@@ -32,6 +35,7 @@ from orchestrator.store.sqlite_sweep import (
     sqlite_file,
 )
 from orchestrator.store.tables import UTCDateTime, metadata
+from orchestrator.sweep import result_writer
 from tests.db.conftest import rich_report, unreachable_report
 
 REPO = Path(__file__).resolve().parents[2]
@@ -276,3 +280,84 @@ def test_a_sweep_process_on_a_current_file_never_imports_sqlalchemy(tmp_path: Pa
     assert json.loads(done.stdout) == {"status": "completed", "sqlalchemy": False}
     with Store.open(url) as store:
         assert store.load_reports(store.latest_run_id()) == [rich_report()]
+
+
+class FsyncSpy:
+    """Records the file and thread of every `os.fsync`, then really syncs."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch, fail: bool = False) -> None:
+        self.calls: list[tuple[str, int]] = []
+        self._fail = fail
+        self._real = os.fsync
+        monkeypatch.setattr(os, "fsync", self)
+
+    def __call__(self, descriptor: int) -> None:
+        self.calls.append((os.readlink(f"/proc/self/fd/{descriptor}"), threading.get_ident()))
+        if self._fail:
+            raise OSError(errno.EIO, "Input/output error")
+        self._real(descriptor)
+
+    def files(self) -> list[str]:
+        return [Path(name).name for name, _ in self.calls]
+
+
+def test_every_commit_is_on_disk_before_it_returns_unless_the_caller_syncs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    writer = open_sweep_store(current_file(tmp_path, "orch.db"))
+    assert isinstance(writer, SQLiteSweepStore)
+    spy = FsyncSpy(monkeypatch)
+    run_id = writer.start_run(source="inventory", fleet=None, devices_total=2, options={})
+    writer.save_reports(run_id, [rich_report()])
+    assert spy.files() == ["orch.db-wal", "orch.db-wal"]  # after each of the two commits
+    writer.save_reports(run_id, [unreachable_report()], sync=False)
+    assert len(spy.calls) == 2  # committed, not yet waited for
+    writer.sync()
+    writer.finish_run(run_id, "completed")
+    assert spy.files() == ["orch.db-wal"] * 4
+    writer.close()
+    with Store.open(f"sqlite:///{tmp_path / 'orch.db'}") as store:
+        assert len(store.load_reports(run_id)) == 2
+
+
+def test_a_disk_that_fails_to_sync_is_a_one_line_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url = current_file(tmp_path, "orch.db")
+    writer = open_sweep_store(url)
+    run_id = writer.start_run(source="inventory", fleet=None, devices_total=1, options={})
+    FsyncSpy(monkeypatch, fail=True)
+    with pytest.raises(StoreError) as raised:
+        writer.save_reports(run_id, [rich_report()])
+    wal = tmp_path / "orch.db-wal"
+    assert str(raised.value) == f"database {url}: cannot sync {wal}: Input/output error"
+    writer.close()
+
+
+def test_a_sweep_commits_on_its_event_loop_and_waits_for_the_disk_on_another_thread(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url = current_file(tmp_path, "orch.db")
+    writer = open_sweep_store(url)
+    run_id = writer.start_run(source="inventory", fleet=None, devices_total=2, options={})
+    spy = FsyncSpy(monkeypatch)
+    commits: list[tuple[bool, int]] = []
+    save_reports = writer.save_reports
+
+    def watched(run: int, reports: Any, *, sync: bool = True) -> None:
+        commits.append((sync, threading.get_ident()))
+        save_reports(run, reports, sync=sync)
+
+    monkeypatch.setattr(writer, "save_reports", watched)
+
+    async def main() -> int:
+        batching = result_writer(writer, run_id)
+        await asyncio.gather(batching.put(rich_report()), batching.put(unreachable_report()))
+        assert spy.files() == ["orch.db-wal"]  # on disk when put returned
+        await batching.close()
+        return threading.get_ident()
+
+    loop_thread = asyncio.run(main())
+    assert commits == [(False, loop_thread)]
+    assert [thread for _, thread in spy.calls] != [loop_thread]
+    writer.close()
