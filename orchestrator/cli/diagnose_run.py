@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import signal
-import tempfile
 from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import Any
@@ -127,6 +126,8 @@ async def _open_source(stack: AsyncExitStack, state: AppState, params: dict[str,
             "orch: no fleet given and no balena token configured: diagnosing the demo fleet",
             err=True,
         )
+    import tempfile
+
     from orchestrator.fleet.demo import start_demo_fleet
 
     fleet = await stack.enter_async_context(start_demo_fleet(size=params["demo_devices"]))

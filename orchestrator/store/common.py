@@ -11,10 +11,10 @@ import os
 import socket
 from collections.abc import Sequence
 from datetime import datetime, timezone
-from importlib import metadata
 from pathlib import Path
 from typing import Any, Protocol
 
+from orchestrator import __version__
 from orchestrator.errors import StoreError
 from orchestrator.models import DeviceReport, NetworkFinding, RunSummary
 from orchestrator.store.convert import filter_secrets
@@ -63,7 +63,7 @@ def new_run_values(
         "options": filter_secrets(options),
         "host": socket.gethostname(),
         "pid": os.getpid(),
-        "orch_version": _orch_version(),
+        "orch_version": __version__,
     }
 
 
@@ -94,13 +94,6 @@ def process_alive(pid: int, run_started_at: datetime) -> bool:
         return False
     process_started = boot + int(stat[19]) / os.sysconf("SC_CLK_TCK")
     return process_started <= run_started_at.timestamp() + PID_REUSE_SLACK_S
-
-
-def _orch_version() -> str:
-    try:
-        return metadata.version("orch")
-    except metadata.PackageNotFoundError:
-        return "unknown"
 
 
 class SweepStore(Protocol):

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from orchestrator import __version__
 from orchestrator.store import Store
 
 REPO = Path(__file__).resolve().parents[2]
@@ -42,6 +43,7 @@ def test_wheel_contains_migrations(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr[-2000:]
 
     (wheel,) = (tmp_path / "dist").glob("orch-*.whl")
+    assert wheel.name.startswith(f"orch-{__version__}-")  # the version runs record
     names = set(zipfile.ZipFile(wheel).namelist())
     assert {
         "migrations/__init__.py",
