@@ -301,13 +301,20 @@ class FsyncSpy:
         return [Path(name).name for name, _ in self.calls]
 
 
+def started_writer(tmp_path: Path) -> tuple[str, SQLiteSweepStore, int]:
+    """A current file's URL, its sweep writer, and a run started in it."""
+    url = current_file(tmp_path, "orch.db")
+    writer = open_sweep_store(url)
+    assert isinstance(writer, SQLiteSweepStore)
+    run_id = writer.start_run(source="inventory", fleet=None, devices_total=2, options={})
+    return url, writer, run_id
+
+
 def test_every_commit_is_on_disk_before_it_returns_unless_the_caller_syncs(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    writer = open_sweep_store(current_file(tmp_path, "orch.db"))
-    assert isinstance(writer, SQLiteSweepStore)
     spy = FsyncSpy(monkeypatch)
-    run_id = writer.start_run(source="inventory", fleet=None, devices_total=2, options={})
+    url, writer, run_id = started_writer(tmp_path)
     writer.save_reports(run_id, [rich_report()])
     assert spy.files() == ["orch.db-wal", "orch.db-wal"]  # after each of the two commits
     writer.save_reports(run_id, [unreachable_report()], sync=False)
@@ -316,16 +323,14 @@ def test_every_commit_is_on_disk_before_it_returns_unless_the_caller_syncs(
     writer.finish_run(run_id, "completed")
     assert spy.files() == ["orch.db-wal"] * 4
     writer.close()
-    with Store.open(f"sqlite:///{tmp_path / 'orch.db'}") as store:
+    with Store.open(url) as store:
         assert len(store.load_reports(run_id)) == 2
 
 
 def test_a_disk_that_fails_to_sync_is_a_one_line_error(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    url = current_file(tmp_path, "orch.db")
-    writer = open_sweep_store(url)
-    run_id = writer.start_run(source="inventory", fleet=None, devices_total=1, options={})
+    url, writer, run_id = started_writer(tmp_path)
     FsyncSpy(monkeypatch, fail=True)
     with pytest.raises(StoreError) as raised:
         writer.save_reports(run_id, [rich_report()])
@@ -337,9 +342,7 @@ def test_a_disk_that_fails_to_sync_is_a_one_line_error(
 def test_a_sweep_commits_on_its_event_loop_and_waits_for_the_disk_on_another_thread(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    url = current_file(tmp_path, "orch.db")
-    writer = open_sweep_store(url)
-    run_id = writer.start_run(source="inventory", fleet=None, devices_total=2, options={})
+    _url, writer, run_id = started_writer(tmp_path)
     spy = FsyncSpy(monkeypatch)
     commits: list[tuple[bool, int]] = []
     save_reports = writer.save_reports
