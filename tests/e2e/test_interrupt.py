@@ -31,7 +31,10 @@ def runs_started():
 
 
 def start_run(db_path: Path, started: list) -> subprocess.Popen:
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    """``orch diagnose`` of a 120-device demo fleet, its temporary files under ``db_path``'s dir."""
+    temp = db_path.parent / "tmp"
+    temp.mkdir()
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "TMPDIR": str(temp)}
     command = [
         sys.executable,
         "-c",
@@ -94,6 +97,7 @@ def test_signal_marks_the_run_interrupted_and_keeps_finished_devices(
     assert len(saved) == stored_devices(db_path)
     for device in saved:  # every stored device is complete, not half-written
         assert device["reachable"] and device["error"] is None
+    assert not list((tmp_path / "tmp").iterdir()), "the demo fleet's files outlived the run"
 
 
 def test_sigkill_leaves_an_orphan_that_the_next_start_marks_interrupted(

@@ -47,8 +47,8 @@ def _alive(pid: int) -> bool:
 
 @pytest.mark.skipif(os.geteuid() != 0 or shutil.which("ip") is None, reason="needs root and ip")
 @pytest.mark.parametrize("how", ["sigint", "sigterm", "crash"])
-def test_lab_is_torn_down_after_interrupt_or_crash(how: str) -> None:
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+def test_lab_is_torn_down_after_interrupt_or_crash(how: str, tmp_path: Path) -> None:
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "TMPDIR": str(tmp_path)}
     child = subprocess.Popen(
         [sys.executable, "-c", CHILD, how],
         env=env,
