@@ -22,6 +22,7 @@ from orchestrator.transport.credentials import (
     shared_options,
 )
 from orchestrator.transport.errors_map import auth_error, hostkey_error, timeout_error
+from orchestrator.transport.keepalive import lazy_keepalive
 from orchestrator.transport.reads import receive_in_slices
 from orchestrator.transport.sshlib import asyncssh
 from orchestrator.transport.tunnel import GatewayTunnel
@@ -31,7 +32,8 @@ log = logging.getLogger("orchestrator.transport")
 
 class _PhaseWatch(asyncssh.SSHClient):
     """Records when TCP connected and when authentication began, to tell the timeouts apart;
-    makes the connection take its reads in bounded slices (`reads`)."""
+    makes the connection take its reads in bounded slices (`reads`) and keep its keepalive
+    timer still while reading (`keepalive`)."""
 
     def __init__(self) -> None:
         self.tcp_at: float | None = None
@@ -41,6 +43,7 @@ class _PhaseWatch(asyncssh.SSHClient):
     def connection_made(self, conn: asyncssh.SSHClientConnection) -> None:
         self.tcp_at = time.monotonic()
         receive_in_slices(conn)
+        lazy_keepalive(conn)
 
     def begin_auth(self, username: str) -> None:
         self.auth_at = time.monotonic()
