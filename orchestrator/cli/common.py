@@ -116,18 +116,20 @@ def emit(text: str) -> None:
     click.echo(inert(text))
 
 
-def emit_chunks(chunks: Iterable[str], flush_at: int = 1 << 16) -> None:
+def emit_chunks(chunks: Iterable[str], flush_at: int = 1 << 16, *, escaped: bool = False) -> None:
     """Write a result given in pieces to stdout, in writes of about ``flush_at`` characters
-    (control characters shown as ``?``, see `inert`)."""
+    (control characters shown as ``?``, see `inert`; ``escaped``: the text is orch's JSON,
+    which escapes every control character already, and is written as it is)."""
+    safe = (lambda text: text) if escaped else inert
     pending: list[str] = []
     size = 0
     for chunk in chunks:
         pending.append(chunk)
         size += len(chunk)
         if size >= flush_at:
-            click.echo(inert("".join(pending)), nl=False)
+            click.echo(safe("".join(pending)), nl=False)
             pending, size = [], 0
-    click.echo(inert("".join(pending)))
+    click.echo(safe("".join(pending)))
 
 
 def dumps(data: Any) -> str:

@@ -126,5 +126,8 @@ def register(group: click.Group) -> None:
             raise SystemExit(EXIT_FAILED) from None
         for warning in outcome.warnings:
             click.echo(inert(f"orch: warning: {warning}"), err=True)
-        emit_chunks(render_chunks(fmt, outcome.run, outcome.reports, outcome.network_findings))
+        emit_chunks(
+            render_chunks(fmt, outcome.run, outcome.reports, outcome.network_findings),
+            escaped=fmt == "json",
+        )
         raise SystemExit(exit_code_for(outcome))

@@ -172,4 +172,4 @@ def register(group: click.Group) -> None:
         if wanted_network is not None:
             kind, value = wanted_network
             reports = [r for r in reports if on_network(r, kind, value, findings)]
-        emit_chunks(render_chunks(fmt, run, reports, findings))
+        emit_chunks(render_chunks(fmt, run, reports, findings), escaped=fmt == "json")
