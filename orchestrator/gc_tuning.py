@@ -39,6 +39,24 @@ def command_line_gc() -> None:
 
 
 @contextmanager
+def imports_frozen() -> Iterator[None]:
+    """No collection while the block runs, and what exists after it frozen (never examined).
+
+    Meant for imports: what they make lives until exit, so examining it is wasted (``orch
+    diagnose``'s imports ran one ~10 ms young collection). Freezing also empties the young
+    generation, so turning the collector back on does not start that collection at once.
+    """
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.freeze()
+        if enabled:
+            gc.enable()
+
+
+@contextmanager
 def sweep_gc() -> Iterator[None]:
     """Freeze what exists now and collect young objects less often, until the block ends."""
     previous = gc.get_threshold()

@@ -53,12 +53,14 @@ def sweep_request(params: dict[str, Any], label: str, fleet: str | None) -> Any:
 
 
 async def run_diagnose(state: AppState, params: dict[str, Any], progress_factory) -> Any:
-    from orchestrator.gc_tuning import sweep_gc
-    from orchestrator.sweep import (
-        route_settings_from,
-        run_sweep,
-        ssh_settings_from,
-    )
+    from orchestrator.gc_tuning import imports_frozen, sweep_gc
+
+    with imports_frozen():
+        from orchestrator.sweep import (
+            route_settings_from,
+            run_sweep,
+            ssh_settings_from,
+        )
 
     config = state.config
     store = await asyncio.to_thread(state.open_sweep_store, params["db"])

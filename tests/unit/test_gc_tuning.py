@@ -11,7 +11,12 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.gc_tuning import STARTUP_GC_THRESHOLDS, SWEEP_GC_THRESHOLDS, sweep_gc
+from orchestrator.gc_tuning import (
+    STARTUP_GC_THRESHOLDS,
+    SWEEP_GC_THRESHOLDS,
+    imports_frozen,
+    sweep_gc,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -90,3 +95,32 @@ def test_garbage_that_outlives_young_collections_does_not_pile_up_during_a_sweep
     # within ten middle collections (~68,000 objects wait at the end, however long the run);
     # with (50,000, 20, 100) they piled up (~160,000 here, growing with the run)
     assert waiting < 100_000
+
+
+def test_nothing_is_collected_while_importing_and_collection_resumes_after() -> None:
+    runs: list[int] = []
+
+    def count(phase: str, info: dict) -> None:
+        if phase == "start":
+            runs.append(info["generation"])
+
+    gc.callbacks.append(count)
+    try:
+        with pytest.raises(ImportError), imports_frozen():
+            kept = [[] for _ in range(3 * gc.get_threshold()[0])]
+            assert gc.isenabled() is False
+            import orchestrator._no_such_module  # noqa: F401
+        assert gc.isenabled()
+        assert gc.get_count()[0] < 100  # frozen: no collection waits for the next allocation
+        more = [[] for _ in range(100)]
+        assert runs == []
+        assert gc.get_freeze_count() >= len(kept)
+        gc.disable()
+        with imports_frozen():
+            pass
+        assert not gc.isenabled()  # a collector the caller had off stays off
+        del kept, more
+    finally:
+        gc.unfreeze()
+        gc.enable()
+        gc.callbacks.remove(count)
