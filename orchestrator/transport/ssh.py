@@ -27,7 +27,6 @@ from orchestrator.errors import TransportError
 from orchestrator.models import Route
 from orchestrator.transport.collector import OutputCollector
 from orchestrator.transport.credentials import SSHSettings, load_client_keys, load_known_hosts
-from orchestrator.transport.deadline import settle
 from orchestrator.transport.errors_map import (
     classify_error,
     hop_name,
@@ -151,21 +150,31 @@ class SSHTransport:
         deadline = self.settings.device_timeout_s if deadline_s is None else deadline_s
         progress = _Progress(where=hop_name(route))
         started = time.monotonic()
-        outcome = await settle(self._run(route, script, progress), deadline)
-        if outcome.how == "done":
-            error = proxy_refusal(route, progress.exit_status, len(progress.stdout))
-        elif outcome.how == "timeout":
+        task = asyncio.ensure_future(self._run(route, script, progress))
+        error: TransportError | None = None
+        try:
+            done, _ = await asyncio.wait({task}, timeout=deadline)
+        except asyncio.CancelledError:
+            task.cancel()
+            with suppress(BaseException):
+                await task
+            raise
+        if not done:
+            task.cancel()
+            with suppress(BaseException):
+                await task
             error = TransportError(
                 "timeout",
                 f"{progress.where}: device deadline of {deadline:g}s reached while "
                 f"{progress.phase}; kept {len(progress.stdout)} bytes of output",
             )
-        elif outcome.how == "cancelled":
+        elif task.cancelled():
             error = TransportError("error", f"{progress.where}: the SSH session was cancelled")
+        elif task.exception() is not None:
+            exc = task.exception()
+            error = classify_error(exc, progress.where, received_bytes=self._sent(progress))
         else:
-            error = classify_error(
-                outcome.error, progress.where, received_bytes=self._sent(progress)
-            )
+            error = proxy_refusal(route, progress.exit_status, len(progress.stdout))
         return ScriptResult(
             stdout=bytes(progress.stdout),
             stderr=bytes(progress.stderr),
