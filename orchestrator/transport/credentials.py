@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from orchestrator.errors import ConfigError
 from orchestrator.transport.errors_map import one_line
+from orchestrator.transport.lazy_known_hosts import LazyKnownHosts
 from orchestrator.transport.sshlib import asyncssh
 
 DEFAULT_KEY_NAMES = ("id_ed25519", "id_ecdsa", "id_rsa")
@@ -94,14 +95,15 @@ def load_known_hosts(settings: SSHSettings) -> tuple[asyncssh.SSHKnownHosts | No
     if settings.known_hosts_loaded is not None:
         return settings.known_hosts_loaded, path
     try:
-        return asyncssh.known_hosts.read_known_hosts(path), path
+        with open(path, encoding="utf-8") as file:
+            return LazyKnownHosts(file.read()), path
     except OSError as exc:
         reason = one_line(exc.strerror or str(exc))
         raise ConfigError(
             f"cannot read known_hosts file {path} ({reason}); add your devices' host keys "
             "to it (ssh-keyscan) or, knowingly, disable host key checks"
         ) from None
-    except ValueError as exc:
+    except ValueError as exc:  # a malformed line, or text that is not UTF-8
         raise ConfigError(f"invalid known_hosts file {path}: {one_line(str(exc))}") from None
 
 

@@ -18,6 +18,7 @@ from orchestrator.errors import ConfigError
 from orchestrator.models import Route
 from orchestrator.probes.base import Step
 from orchestrator.probes.script import build_script, new_nonce, split_output
+from orchestrator.transport import credentials
 from orchestrator.transport.ssh import (
     STDERR_KEEP_BYTES,
     SSHSettings,
@@ -336,14 +337,19 @@ def test_proxy_routes_run_the_script_and_report_refusals(client_key, make_transp
 
 def test_two_hundred_devices_share_one_options_object(client_key, tmp_path, monkeypatch):
     reads: Counter[str] = Counter()
-    for module in (asyncssh.public_key, asyncssh.known_hosts):
-        real_read = module.read_file
+    real_read = asyncssh.public_key.read_file
 
-        def counting_read(filename, *args, _real=real_read, **kwargs):
-            reads[Path(filename).name] += 1
-            return _real(filename, *args, **kwargs)
+    def counting_read(filename, *args, **kwargs):
+        reads[Path(filename).name] += 1
+        return real_read(filename, *args, **kwargs)
 
-        monkeypatch.setattr(module, "read_file", counting_read)
+    class CountedKnownHosts(credentials.LazyKnownHosts):
+        def __init__(self, text: str | None = None) -> None:
+            reads["kh"] += 1
+            super().__init__(text)
+
+    monkeypatch.setattr(asyncssh.public_key, "read_file", counting_read)
+    monkeypatch.setattr(credentials, "LazyKnownHosts", CountedKnownHosts)
     limit, warning = raise_nofile_limit(4096)
     assert warning is None and limit >= 4096
     key_file = write_client_key(client_key, tmp_path / "id_ed25519")
