@@ -1,8 +1,8 @@
 """A known_hosts whose keys are read when a host is first looked up, not all at start.
 
-asyncssh decodes every key of a known_hosts file when loading it (~12 us each): a fleet's file
-of 100,000 devices costs over a second at every start, though a sweep through the balenaCloud
-proxy checks one host key, and a shard of a distributed sweep a few hundred.
+asyncssh decodes every key of a known_hosts file when loading it (~6 us each): a fleet's file
+of 100,000 devices costs over half a second at every start, though a sweep through the
+balenaCloud proxy checks one host key, and a shard of a distributed sweep a few hundred.
 
 ``LazyKnownHosts`` checks every line's layout at once (so a malformed file still fails at
 start) and hands the lines to asyncssh's own ``SSHKnownHosts.load`` unchanged, so matching is
