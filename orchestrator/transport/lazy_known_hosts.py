@@ -27,7 +27,10 @@ class LazyKnownHosts(asyncssh.SSHKnownHosts):
     """``asyncssh.SSHKnownHosts`` that decodes a plain-named line's key on its first match."""
 
     def __init__(self, known_hosts: str | None = None) -> None:
-        self._waiting: dict[str, list[str]] = {}
+        self._lines: list[str | None] = []
+        """Plain-named lines, each None once loaded."""
+        self._by_name: dict[str, list[int]] = {}
+        """Positions in ``_lines`` of the lines naming each host."""
         super().__init__(known_hosts)
 
     def load(self, known_hosts: str) -> None:
@@ -40,7 +43,8 @@ class LazyKnownHosts(asyncssh.SSHKnownHosts):
             hosts = _host_field(line)
             if _PATTERN_CHARACTERS.isdisjoint(hosts):
                 for name in hosts.split(","):
-                    self._waiting.setdefault(name, []).append(line)
+                    self._by_name.setdefault(name, []).append(len(self._lines))
+                self._lines.append(line)
             else:
                 patterns.append(line)
         if patterns:
@@ -51,17 +55,12 @@ class LazyKnownHosts(asyncssh.SSHKnownHosts):
         names = {host, addr}
         if port:
             names |= {f"[{host}]:{port}", f"[{addr}]:{port}"}
-        lines = [line for name in names for line in self._waiting.pop(name, ())]
+        due = sorted({at for name in names for at in self._by_name.pop(name, ())})
+        lines = [line for at in due if (line := self._lines[at]) is not None]
+        for at in due:
+            self._lines[at] = None
         if lines:
-            # a line naming several hosts is loaded once, under all of them
-            for line in lines:
-                for name in _host_field(line).split(","):
-                    waiting = self._waiting.get(name)
-                    if waiting is not None and line in waiting:
-                        waiting.remove(line)
-                        if not waiting:
-                            del self._waiting[name]
-            super().load("\n".join(dict.fromkeys(lines)))
+            super().load("\n".join(lines))
         return super().match(host, addr, port)
 
 

@@ -2,7 +2,7 @@
 
 The file mixes what real known_hosts files hold: plain names, ``[host]:port`` entries, several
 names on one line, names hashed by a real ``ssh-keygen -H``, wildcards, negations, address
-ranges, ``@cert-authority`` and ``@revoked`` lines, comments and blank lines.
+ranges, ``@cert-authority`` and ``@revoked`` lines, a line twice, comments and blank lines.
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ device-c,198.18.0.3 {public(2)}
 [198.18.0.4]:2222,device-d {public(3)}
 Device-E {public(4)}
 device-a {public(5)}
+device-c,198.18.0.3 {public(2)}
 """
 PATTERNS = f"""*.lab.example {public(6)}
 198.18.1.* {public(7)}
