@@ -140,16 +140,8 @@ def main() -> None:
     _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     devices = json.loads(Path(args.inventory).read_text())
-    options = asyncssh.SSHClientConnectionOptions(
-        client_keys=[asyncssh.read_private_key(args.key)],
-        known_hosts=asyncssh.read_known_hosts(args.known_hosts),
-        agent_path=None,
-        config=None,
-        gss_auth=False,
-        gss_kex=False,
-    )
     script = Path(args.script).read_bytes()
-    if args.orch_transport:
+    if args.orch_transport:  # orch reads the key and known_hosts itself
         ok = asyncio.run(
             sweep_orch_transport(
                 devices,
@@ -163,6 +155,14 @@ def main() -> None:
             )
         )
     else:
+        options = asyncssh.SSHClientConnectionOptions(
+            client_keys=[asyncssh.read_private_key(args.key)],
+            known_hosts=asyncssh.read_known_hosts(args.known_hosts),
+            agent_path=None,
+            config=None,
+            gss_auth=False,
+            gss_kex=False,
+        )
         ok = asyncio.run(
             sweep(devices, options, script, args.nonce.encode(), args.concurrency, args.jump)
         )
