@@ -302,32 +302,66 @@ _SIGNATURE_NEEDLES: tuple[tuple[Signature, tuple[str, ...]], ...] = tuple(
 """Each signature with strings one of which its matches contain (lower case; empty: unknown)."""
 
 
-def _by_needle() -> tuple[tuple[tuple[str, tuple[int, ...]], ...], tuple[int, ...]]:
-    """Each needle with the signatures (catalogue positions) it admits, and the signatures
-    that have no needle and are always tried."""
-    admitted: dict[str, list[int]] = {}
+def _by_needle(
+    needles_of: Sequence[tuple[str, ...]],
+) -> tuple[tuple[tuple[bytes, tuple[int, ...]], ...], tuple[int, ...]]:
+    """Each needle, its digits as 0, with the patterns (positions in ``needles_of``) it admits,
+    and the patterns that have no needle and are always tried."""
+    admitted: dict[bytes, list[int]] = {}
     unscreened: list[int] = []
-    for position, (_sig, needles) in enumerate(_SIGNATURE_NEEDLES):
+    for position, needles in enumerate(needles_of):
         if not needles:
             unscreened.append(position)
         for needle in needles:
-            admitted.setdefault(needle, []).append(position)
+            admitted.setdefault(_zeroed(needle), []).append(position)
     return tuple((n, tuple(p)) for n, p in sorted(admitted.items())), tuple(unscreened)
 
 
-_NEEDLE_INDEX, _UNSCREENED = _by_needle()
+def _zeroed(text: str) -> bytes:
+    """ASCII ``text`` with its digits as 0: where a needle occurs in a message, its zeroed
+    form occurs in the zeroed message, so a screen on zeroed text admits all it should."""
+    return text.encode("ascii").translate(_DIGITS_AS_ZERO)
+
+
+_NEEDLE_INDEX, _UNSCREENED = _by_needle([needles for _sig, needles in _SIGNATURE_NEEDLES])
+_BENIGN_INDEX, _BENIGN_UNSCREENED = _by_needle(
+    [tuple(_needles(list(_sre_parse.parse(p.pattern, p.flags))) or ()) for p in BENIGN]
+)
+
+
+@lru_cache(maxsize=4096)
+def _screen_zeroed(zeroed: bytes) -> tuple[tuple[Signature, ...], tuple[re.Pattern[str], ...]]:
+    """The signatures and benign patterns that may match an ASCII message, in catalogue
+    order, from the message in lower case with its digits as 0.
+
+    Journal messages of one kind differ mostly in their numbers (offsets, counters,
+    addresses), so one look for each needle serves them all.
+    """
+    signatures = set(_UNSCREENED)
+    for needle, admitted in _NEEDLE_INDEX:
+        if needle in zeroed:
+            signatures.update(admitted)
+    benign = set(_BENIGN_UNSCREENED)
+    for needle, admitted in _BENIGN_INDEX:
+        if needle in zeroed:
+            benign.update(admitted)
+    return (
+        tuple(SIGNATURES[position] for position in sorted(signatures)),
+        tuple(BENIGN[position] for position in sorted(benign)),
+    )
+
+
+def _screened(lowered: str | None) -> tuple[tuple[Signature, ...], tuple[re.Pattern[str], ...]]:
+    """The signatures and benign patterns that may match a message (``lowered``: it in lower
+    case when ASCII, else None: all of them)."""
+    if lowered is None:
+        return SIGNATURES, BENIGN
+    return _screen_zeroed(lowered.encode("ascii").translate(_DIGITS_AS_ZERO))
 
 
 def _candidates(lowered: str | None) -> list[Signature]:
-    """The signatures that may match a message (``lowered``: it in lower case when ASCII), in
-    catalogue order: each needle is looked for once, not once per signature that has it."""
-    if lowered is None:
-        return list(SIGNATURES)
-    positions = set(_UNSCREENED)
-    for needle, admitted in _NEEDLE_INDEX:
-        if needle in lowered:
-            positions.update(admitted)
-    return [SIGNATURES[position] for position in sorted(positions)]
+    """The signatures that may match a message (see `_screened`), in catalogue order."""
+    return list(_screened(lowered)[0])
 
 
 def may_match(line: str) -> bool:
@@ -445,39 +479,52 @@ def hits(text: str, default_source: str | None = None) -> list[Hit]:
 _RawHit = tuple[str, str, str, Any, "frozenset[str] | None"]
 
 
-@lru_cache(maxsize=8192)
-def _message_hits(
+def _match_message(
     message: str, process: str | None, default_source: str | None
 ) -> tuple[_RawHit, ...]:
     """What the catalogue says about one journal message (the line without its prefix).
 
-    A pure function of its arguments, so the many identical messages of a fleet's journals
-    (timestamps live in the prefix) are matched once. The screen is sound on the message alone:
-    every signature's match, and so its needles, lies inside the message.
+    The screen is sound on the message alone: every signature's match, and so its needles,
+    lies inside the message.
     """
-    lowered = message.lower() if message.isascii() else None
-    candidate = lowered is None or _SCREEN is None or _SCREEN.search(lowered) is not None
-    if not candidate and "i:" not in message and "depth=" not in message:
+    signatures, benign = _screened(message.lower() if message.isascii() else None)
+    if not signatures and not benign and "i:" not in message and "depth=" not in message:
         return ()  # no signature, benign pattern or issuer line can match
-    if candidate and any(p.search(message) for p in BENIGN):
+    if benign and any(p.search(message) for p in benign):
         return ()
     found: list[_RawHit] = []
-    if candidate:
-        found.extend(_signature_hits(process, message, default_source, lowered))
-    issuer = _ISSUER_CHAIN.match(message) or _ISSUER_DEPTH.match(message)
-    if issuer and not (issuer.re is _ISSUER_DEPTH and issuer.group(1) == "0"):
-        found.append(("openssl", "issuer", HEALTH, issuer.groups()[-1].strip(), None))
+    if signatures:
+        found.extend(_signature_hits(process, message, default_source, signatures))
+    if "i:" in message or "depth=" in message:  # what both issuer patterns need
+        issuer = _ISSUER_CHAIN.match(message) or _ISSUER_DEPTH.match(message)
+        if issuer and not (issuer.re is _ISSUER_DEPTH and issuer.group(1) == "0"):
+            found.append(("openssl", "issuer", HEALTH, issuer.groups()[-1].strip(), None))
     return tuple(found)
 
 
+_message_hits = lru_cache(maxsize=8192)(_match_message)
+"""`_match_message`, remembered: a pure function of its arguments, and identical messages
+(timestamps live in the prefix) are common in journals."""
+
+
+def forget_messages() -> None:
+    """Drop what is remembered per journal message, so the next scan reads every message as
+    new (a benchmark's view of a fleet whose journal lines all differ)."""
+    _message_hits.cache_clear()
+    _message_scan_hits.cache_clear()
+
+
 def _signature_hits(
-    process: str | None, message: str, default_source: str | None, lowered: str | None
+    process: str | None,
+    message: str,
+    default_source: str | None,
+    signatures: Iterable[Signature],
 ) -> list[_RawHit]:
-    """Signature matches in one message; ``lowered`` (ASCII, lower case) skips hopeless ones."""
+    """Matches in one message of ``signatures`` (the ones the screen left)."""
     found: list[_RawHit] = []
     line_source: str | None = None
     sourced = False
-    for sig in _candidates(lowered):
+    for sig in signatures:
         match = sig.pattern.search(message)
         if match is None:
             continue
@@ -497,7 +544,7 @@ _PROBLEM_FACTS = frozenset(sig.fact for sig in SIGNATURES if sig.kind == PROBLEM
 """Facts whose hits are problems: each fact has one kind (``test_each_fact_has_one_kind``)."""
 
 _Group = tuple[str, str]
-_ScanHit = tuple[_Group, Any, "frozenset[_Group]", bool]
+_ScanHit = tuple[_Group, "frozenset[_Group]", bool, Any]
 _GROUPS: dict[_Group, _Group] = {}
 """One tuple per (source, fact), so `scan` can tell a run of one group by identity."""
 
@@ -506,22 +553,31 @@ _GROUPS: dict[_Group, _Group] = {}
 def _message_scan_hits(
     message: str, process: str | None, default_source: str | None
 ) -> tuple[_ScanHit, ...]:
-    """``_message_hits`` as `scan` uses them: per hit its (source, fact) group, its value, the
-    groups of problems it supersedes in its source (a health line resets them; a later TLS
-    error shows the name resolved and TCP connected, so earlier such errors are history), and
-    whether it is a problem."""
+    """``_match_message`` as `scan` uses it: per hit its (source, fact) group, the groups of
+    problems it supersedes in its source (a health line resets them; a later TLS error shows
+    the name resolved and TCP connected, so earlier such errors are history), whether it is a
+    problem, and its value."""
     found = []
-    for source, fact, kind, value, resets in _message_hits(message, process, default_source):
-        if not resets and fact in _TLS_FACTS:
-            resets = _REACHED_TLS
-        drops = frozenset(
-            _GROUPS.setdefault((source, gone), (source, gone))
-            for gone in resets or ()
-            if gone in _PROBLEM_FACTS
-        )
-        group = _GROUPS.setdefault((source, fact), (source, fact))
-        found.append((group, value, drops, kind == PROBLEM))
+    for source, fact, kind, value, resets in _match_message(message, process, default_source):
+        group, drops, problem = _scan_role(source, fact, kind, resets)
+        found.append((group, drops, problem, value))
     return tuple(found)
+
+
+@lru_cache(maxsize=1024)
+def _scan_role(
+    source: str, fact: str, kind: str, resets: frozenset[str] | None
+) -> tuple[_Group, frozenset[_Group], bool]:
+    """A hit's group, the groups it supersedes and whether it is a problem (see above): the
+    same for every hit of one signature from one source."""
+    if not resets and fact in _TLS_FACTS:
+        resets = _REACHED_TLS
+    drops = frozenset(
+        _GROUPS.setdefault((source, gone), (source, gone))
+        for gone in resets or ()
+        if gone in _PROBLEM_FACTS
+    )
+    return _GROUPS.setdefault((source, fact), (source, fact)), drops, kind == PROBLEM
 
 
 def scan(text: str, probe: str = "", default_source: str | None = None) -> list[Observation]:
@@ -537,7 +593,7 @@ def scan(text: str, probe: str = "", default_source: str | None = None) -> list[
     values: list[Any] = []
     lines: list[str] = []
     for line, process, message in split_lines(text):
-        for group_key, value, drops, problem in _message_scan_hits(
+        for group_key, drops, problem, value in _message_scan_hits(
             message, process, default_source
         ):
             if drops and problems and not problems.isdisjoint(drops):

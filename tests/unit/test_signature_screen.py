@@ -221,3 +221,45 @@ def test_hits_follow_the_line_split() -> None:
             for hit in signatures.hits(text, "dns")
         ]
         assert found == expected
+
+
+def test_screen_admits_what_matches_when_only_the_digits_differ() -> None:
+    """The screen is remembered per message shape (digits as 0): every corpus line with its
+    digits changed must still get every signature that matches it."""
+    rng = random.Random(5)
+    checked = 0
+    for line in _corpus_lines():
+        if not any(c.isdigit() for c in line):
+            continue
+        for _ in range(3):
+            variant = re.sub(r"[0-9]", lambda _: str(rng.randrange(10)), line)
+            lowered = variant.lower() if variant.isascii() else None
+            screened = [
+                sig.fact for sig in signatures._candidates(lowered) if sig.pattern.search(variant)
+            ]
+            every = [sig.fact for sig in signatures.SIGNATURES if sig.pattern.search(variant)]
+            assert screened == every, variant
+            checked += bool(every)
+    assert checked > 20
+
+
+def test_messages_of_one_shape_keep_their_own_hits() -> None:
+    """Messages that differ only in their digits share a screen, not a result."""
+    signatures.forget_messages()
+    texts = [
+        "balena-supervisor[1]: GET /v1/healthy 200 - 3.1 ms",
+        "balena-supervisor[1]: GET /v1/healthy 500 - 3.1 ms",
+        "curl: (6) Could not resolve host: api.balena-cloud.com",
+        "curl: (7) Failed to connect to api.balena-cloud.com port 443",
+        "chronyd[1]: System clock wrong by -3600.5 seconds",
+        "chronyd[1]: System clock wrong by 12.25 seconds",
+    ]
+    found = [[(hit.fact, hit.value) for hit in signatures.hits(text)] for text in texts]
+    assert found == [
+        [("healthy_ok", True)],
+        [("healthy_500", True)],
+        [("resolve_failure", True), ("curl_error", 6)],
+        [("curl_error", 7)],
+        [("clock_wrong", -3600.5)],
+        [("clock_wrong", 12.25)],
+    ]
