@@ -439,15 +439,23 @@ def _lines(text: str) -> list[str]:
 
 
 def _source_of(process: str | None, message: str) -> str:
-    if process:
-        name = process.lower()
-        for needle, source in _PROCESS_SOURCES:
-            if needle in name:
-                return source
+    source = _process_source(process) if process else None
+    if source is not None:
+        return source
     for pattern, source in _CONTENT_SOURCES:
         if pattern.search(message):
             return source
     return "text"
+
+
+@lru_cache(maxsize=256)
+def _process_source(process: str) -> str | None:
+    """The source a journal process name says (None: the name does not tell)."""
+    name = process.lower()
+    for needle, source in _PROCESS_SOURCES:
+        if needle in name:
+            return source
+    return None
 
 
 def _value(sig: Signature, match: re.Match[str]) -> Any:
