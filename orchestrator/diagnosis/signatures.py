@@ -359,11 +359,6 @@ def _screened(lowered: str | None) -> tuple[tuple[Signature, ...], tuple[re.Patt
     return _screen_zeroed(lowered.encode("ascii").translate(_DIGITS_AS_ZERO))
 
 
-def _candidates(lowered: str | None) -> list[Signature]:
-    """The signatures that may match a message (see `_screened`), in catalogue order."""
-    return list(_screened(lowered)[0])
-
-
 def may_match(line: str) -> bool:
     """False only when ``line`` surely matches no benign pattern and no signature."""
     return _SCREEN is None or not line.isascii() or _SCREEN.search(line.lower()) is not None
