@@ -329,10 +329,19 @@ _BENIGN_INDEX, _BENIGN_UNSCREENED = _by_needle(
 )
 
 
+class _Screen(NamedTuple):
+    """What may match a message: signatures and benign patterns, in catalogue order."""
+
+    signatures: tuple[Signature, ...]
+    benign: tuple[re.Pattern[str], ...]
+    digit_blind: bool
+    """None of them tells one digit from another or reads a value out of the message, so
+    every message of one shape (digits as 0) gets the same hits."""
+
+
 @lru_cache(maxsize=4096)
-def _screen_zeroed(zeroed: bytes) -> tuple[tuple[Signature, ...], tuple[re.Pattern[str], ...]]:
-    """The signatures and benign patterns that may match an ASCII message, in catalogue
-    order, from the message in lower case with its digits as 0.
+def _screen_zeroed(zeroed: bytes) -> _Screen:
+    """The screen of an ASCII message, from the message in lower case with its digits as 0.
 
     Journal messages of one kind differ mostly in their numbers (offsets, counters,
     addresses), so one look for each needle serves them all.
@@ -345,18 +354,67 @@ def _screen_zeroed(zeroed: bytes) -> tuple[tuple[Signature, ...], tuple[re.Patte
     for needle, admitted in _BENIGN_INDEX:
         if needle in zeroed:
             benign.update(admitted)
-    return (
+    return _Screen(
         tuple(SIGNATURES[position] for position in sorted(signatures)),
         tuple(BENIGN[position] for position in sorted(benign)),
+        signatures <= _BLIND_SIGNATURES and benign <= _BLIND_BENIGN,
     )
 
 
-def _screened(lowered: str | None) -> tuple[tuple[Signature, ...], tuple[re.Pattern[str], ...]]:
-    """The signatures and benign patterns that may match a message (``lowered``: it in lower
-    case when ASCII, else None: all of them)."""
+def _screened(lowered: str | None) -> _Screen:
+    """The screen of a message (``lowered``: it in lower case when ASCII, else None: every
+    signature and benign pattern)."""
     if lowered is None:
-        return SIGNATURES, BENIGN
+        return _Screen(SIGNATURES, BENIGN, False)
     return _screen_zeroed(lowered.encode("ascii").translate(_DIGITS_AS_ZERO))
+
+
+def _digit_blind(items: Iterable[tuple[Any, Any]]) -> bool:
+    """Whether parsed regex ``items`` match the same wherever digits are swapped for others:
+    no digit literal, no class that holds some digits but not all; anything this does not know
+    (backreferences, atomic groups) counts as telling digits apart."""
+    c = _sre_constants
+    for op, arg in items:
+        if op in (c.LITERAL, c.NOT_LITERAL):
+            blind = arg not in _DIGIT_CODES
+        elif op is c.RANGE:
+            blind = len(_DIGIT_CODES.intersection(range(arg[0], arg[1] + 1))) in (0, 10)
+        elif op in (c.ANY, c.AT, c.CATEGORY, c.NEGATE):
+            blind = True
+        elif op is c.IN:
+            blind = _digit_blind(arg)
+        elif op is _BRANCH:
+            blind = all(_digit_blind(branch) for branch in arg[1])
+        elif op is _SUBPATTERN:
+            blind = _digit_blind(arg[3])
+        elif op in _REPEATS:
+            blind = _digit_blind(arg[2])
+        elif op in (c.ASSERT, c.ASSERT_NOT):
+            blind = _digit_blind(arg[1])
+        else:
+            blind = False
+        if not blind:
+            return False
+    return True
+
+
+_DIGIT_CODES = frozenset(range(ord("0"), ord("9") + 1))
+_REPEATS = tuple(
+    getattr(_sre_constants, name)
+    for name in ("MAX_REPEAT", "MIN_REPEAT", "POSSESSIVE_REPEAT")
+    if hasattr(_sre_constants, name)
+)
+
+
+def _blind(pattern: re.Pattern[str]) -> bool:
+    """A pattern whose hits every message of one shape shares: digit-blind, no captured value."""
+    return pattern.groups == 0 and _digit_blind(_sre_parse.parse(pattern.pattern, pattern.flags))
+
+
+_BLIND_SIGNATURES = frozenset(
+    position for position, sig in enumerate(SIGNATURES) if _blind(sig.pattern)
+)
+_BLIND_BENIGN = frozenset(position for position, pattern in enumerate(BENIGN) if _blind(pattern))
 
 
 def may_match(line: str) -> bool:
@@ -490,7 +548,8 @@ def _match_message(
     The screen is sound on the message alone: every signature's match, and so its needles,
     lies inside the message.
     """
-    signatures, benign = _screened(message.lower() if message.isascii() else None)
+    screen = _screened(message.lower() if message.isascii() else None)
+    signatures, benign = screen.signatures, screen.benign
     if not signatures and not benign and "i:" not in message and "depth=" not in message:
         return ()  # no signature, benign pattern or issuer line can match
     if benign and any(p.search(message) for p in benign):
@@ -515,6 +574,7 @@ def forget_messages() -> None:
     new (a benchmark's view of a fleet whose journal lines all differ)."""
     _message_hits.cache_clear()
     _message_scan_hits.cache_clear()
+    _shape_scan_hits.cache_clear()
 
 
 def _signature_hits(
@@ -554,6 +614,29 @@ _GROUPS: dict[_Group, _Group] = {}
 
 @lru_cache(maxsize=8192)
 def _message_scan_hits(
+    message: str, process: str | None, default_source: str | None
+) -> tuple[_ScanHit, ...]:
+    """``_scan_hits`` remembered per message and, where the screen is digit-blind, no issuer
+    line (whose depth counts) can match and the process or the default names the source (the
+    wording that names it otherwise tells some digits apart), per message shape: the lines of
+    one kind that differ only in their numbers are matched once."""
+    sourced = _process_source(process) is not None if process else default_source is not None
+    if sourced and message.isascii() and "i:" not in message and "depth=" not in message:
+        zeroed = message.encode("ascii").translate(_DIGITS_AS_ZERO)
+        if _screen_zeroed(zeroed.lower()).digit_blind:
+            return _shape_scan_hits(zeroed.decode("ascii"), process, default_source)
+    return _scan_hits(message, process, default_source)
+
+
+@lru_cache(maxsize=4096)
+def _shape_scan_hits(
+    zeroed: str, process: str | None, default_source: str | None
+) -> tuple[_ScanHit, ...]:
+    """``_scan_hits`` of a message with its digits as 0, which stands for its whole shape."""
+    return _scan_hits(zeroed, process, default_source)
+
+
+def _scan_hits(
     message: str, process: str | None, default_source: str | None
 ) -> tuple[_ScanHit, ...]:
     """``_match_message`` as `scan` uses it: per hit its (source, fact) group, the groups of

@@ -6,6 +6,8 @@ import random
 import re
 from pathlib import Path
 
+import pytest
+
 from orchestrator.diagnosis import signatures
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -274,3 +276,50 @@ def test_benign_patterns_silence_lines_a_signature_would_match() -> None:
     ]
     for line in (engine, engine.upper(), engine + " \u00e9", "x" + engine.lower()):
         assert signatures.hits(line) == [], line
+
+
+def test_lines_of_one_shape_share_scan_hits_only_where_digits_cannot_matter() -> None:
+    """`scan` reuses a digit-blind line's hits for every line of its shape: each corpus line and
+    its digit variants, read one after another (the first fills the memory the others use),
+    must get what matching that very line gives."""
+    rng = random.Random(9)
+    signatures.forget_messages()
+    # pasted lines with no process: their wording names the source, and some of it has digits
+    pasted = (
+        "SIGUSR1 received after Connection timed out\nSIGUSR2 received after Connection timed out"
+    )
+    for text in [pasted, *_corpus_texts()]:
+        for _line, process, message in signatures.split_lines(text):
+            variants = [message] + [
+                re.sub(r"[0-9]", lambda _: str(rng.randrange(10)), message) for _ in range(2)
+            ]
+            for variant in variants:
+                for default in (None, "dns"):
+                    expected = signatures._scan_hits(variant, process, default)
+                    assert signatures._message_scan_hits(variant, process, default) == expected
+    shared = signatures._shape_scan_hits.cache_info().hits
+    assert shared > 50  # the shape memory was used, not only the per-message one
+
+
+@pytest.mark.parametrize(
+    ("pattern", "blind"),
+    [
+        (r"Selected source \S+", True),
+        (r"wrong by (-?[\d.]+) seconds", True),  # blind, but captures: `_blind` says no
+        (r"a[0-9a-f]b", True),
+        (r"\w+\b\s", True),
+        (r"a++", True),
+        (r"GET /v1/healthy 200", False),
+        (r"errno=11[13]", False),
+        (r"a[5-9]", False),
+        (r"(?>a1)", False),
+        (r"(a)\1", False),
+        (r"x(?=1)", False),
+        (r"x(?!\D1)", False),
+    ],
+)
+def test_digit_blindness_of_patterns(pattern: str, blind: bool) -> None:
+    compiled = re.compile(pattern, re.IGNORECASE)
+    parsed = signatures._sre_parse.parse(compiled.pattern, compiled.flags)
+    assert signatures._digit_blind(parsed) is blind
+    assert signatures._blind(compiled) is (blind and compiled.groups == 0)
