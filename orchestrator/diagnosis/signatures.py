@@ -570,8 +570,9 @@ _message_hits = lru_cache(maxsize=8192)(_match_message)
 
 
 def forget_messages() -> None:
-    """Drop what is remembered per journal message, so the next scan reads every message as
-    new (a benchmark's view of a fleet whose journal lines all differ)."""
+    """Drop what is remembered per journal message and per message shape (digits as 0), so
+    the next scan matches every message afresh (a benchmark's view of a fleet whose journal
+    lines all differ); the needle screens of shapes stay."""
     _message_hits.cache_clear()
     _message_scan_hits.cache_clear()
     _shape_scan_hits.cache_clear()

@@ -7,12 +7,12 @@ into the bytes a bench device answers with: the run's nonce, the device's uuid (
 7-character hostname form) and name put in, and device clock readings (``date -u +%s`` lines,
 HTTP ``Date:`` headers) moved forward by the time since the capture, so a replayed healthy
 device still reads as in sync. Journal messages get the device's own numbers: in every
-journal section, each number that is a decimal or dotted (offsets, addresses) or has four digits
-or more (counters) keeps its first digit and takes the rest from the device's uuid, as the
-journals of a real fleet differ from device to device (orch remembers what each message it has
-read says, so replaying one journal to every device would hide what reading them costs); short
-numbers (exit codes, errno values, HTTP statuses, pids) stay as captured, so each scenario's
-diagnosis does not change. Every substitution keeps the byte length, so the script's
+journal section, each number that is a decimal or dotted (offsets, addresses) or has four
+digits or more (counters) keeps its first digit and takes the rest from a hash of the device's
+uuid, as the journals of a real fleet differ from device to device (orch remembers what each
+message it has read says, so replaying one journal to every device would hide what reading
+them costs); short numbers (exit codes, errno values, HTTP statuses, pids) stay as captured,
+so each scenario's diagnosis does not change. Every substitution keeps the byte length, so the script's
 length-prefixed frames stay valid.
 """
 
