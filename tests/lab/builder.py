@@ -85,11 +85,18 @@ def build_world(lab: Lab) -> LabWorld:
 def _settle(world: LabWorld) -> None:
     """Wait until the VPN is up where it should be and healthy clocks are synchronised."""
     waiting = [d for d in world.devices.values() if d.spec.vpn_expected_up]
-    wait_for(
-        lambda: all(d.vpn_up for d in waiting),
-        SETTLE_TIMEOUT_S,
-        "VPN up on " + ", ".join(d.spec.name for d in waiting if not d.vpn_up),
-    )
+    try:
+        wait_for(
+            lambda: all(d.vpn_up for d in waiting),
+            SETTLE_TIMEOUT_S,
+            "VPN up on " + ", ".join(d.spec.name for d in waiting if not d.vpn_up),
+        )
+    except TimeoutError as exc:
+        down = [d for d in waiting if not d.vpn_up]
+        logs = [world.work / "cloud-openvpn.log"]
+        for device in down[:2]:
+            logs += [device.root / "run" / "lab" / "openvpn.log", device.root / "openvpn.out"]
+        raise TimeoutError(f"{exc}\n{_tails(logs)}") from None
     synced = [
         d
         for d in world.devices.values()
@@ -102,3 +109,13 @@ def _settle(world: LabWorld) -> None:
         SETTLE_TIMEOUT_S,
         "chronyd to synchronise",
     )
+
+
+def _tails(paths: list[Path], lines: int = 15) -> str:
+    """The last ``lines`` lines of each log that exists, for a timeout's message."""
+    parts = []
+    for path in paths:
+        if path.is_file():
+            tail = path.read_text(errors="replace").splitlines()[-lines:]
+            parts.append(f"--- {path}\n" + "\n".join(tail))
+    return "\n".join(parts) or "(no logs)"
