@@ -270,17 +270,6 @@ def _needles(items: Sequence[Any]) -> list[str] | None:
     return [longest] if longest else None
 
 
-def _screen(patterns: Iterable[re.Pattern[str]]) -> re.Pattern[str] | None:
-    """One regex over lower-cased ASCII text that finds something wherever a pattern may match."""
-    needles: set[str] = set()
-    for pattern in patterns:
-        found = _needles(list(_sre_parse.parse(pattern.pattern, pattern.flags)))
-        if not found:
-            return None
-        needles.update(found)
-    return re.compile("|".join(re.escape(n) for n in sorted(needles)))
-
-
 try:
     import re._constants as _sre_constants
     import re._parser as _sre_parse
@@ -293,8 +282,6 @@ _LITERAL, _BRANCH, _SUBPATTERN = (
     _sre_constants.BRANCH,
     _sre_constants.SUBPATTERN,
 )
-_SCREEN = _screen([*BENIGN, *(sig.pattern for sig in SIGNATURES)])
-"""Lines (ASCII) in which this finds nothing match no benign pattern and no signature."""
 _SIGNATURE_NEEDLES: tuple[tuple[Signature, tuple[str, ...]], ...] = tuple(
     (sig, tuple(_needles(list(_sre_parse.parse(sig.pattern.pattern, sig.pattern.flags))) or ()))
     for sig in SIGNATURES
@@ -366,7 +353,7 @@ def _screened(lowered: str | None) -> _Screen:
     signature and benign pattern)."""
     if lowered is None:
         return _Screen(SIGNATURES, BENIGN, False)
-    return _screen_zeroed(lowered.encode("ascii").translate(_DIGITS_AS_ZERO))
+    return _screen_zeroed(_zeroed(lowered))
 
 
 def _digit_blind(items: Iterable[tuple[Any, Any]]) -> bool:
@@ -415,11 +402,6 @@ _BLIND_SIGNATURES = frozenset(
     position for position, sig in enumerate(SIGNATURES) if _blind(sig.pattern)
 )
 _BLIND_BENIGN = frozenset(position for position, pattern in enumerate(BENIGN) if _blind(pattern))
-
-
-def may_match(line: str) -> bool:
-    """False only when ``line`` surely matches no benign pattern and no signature."""
-    return _SCREEN is None or not line.isascii() or _SCREEN.search(line.lower()) is not None
 
 
 class Hit(NamedTuple):
@@ -623,7 +605,7 @@ def _message_scan_hits(
     one kind that differ only in their numbers are matched once."""
     sourced = _process_source(process) is not None if process else default_source is not None
     if sourced and message.isascii() and "i:" not in message and "depth=" not in message:
-        zeroed = message.encode("ascii").translate(_DIGITS_AS_ZERO)
+        zeroed = _zeroed(message)
         if _screen_zeroed(zeroed.lower()).digit_blind:
             return _shape_scan_hits(zeroed.decode("ascii"), process, default_source)
     return _scan_hits(message, process, default_source)
