@@ -66,6 +66,28 @@ def test_orch_script_raises_the_thresholds_before_loading_the_cli() -> None:
     assert lines[2] == f"thresholds {STARTUP_GC_THRESHOLDS} True"
 
 
+def test_orch_script_leaves_the_exit_collection_nothing_to_examine() -> None:
+    """The interpreter's last collection would walk every start-up object again (~40 ms)."""
+    probe = (
+        "import atexit, gc; "
+        "atexit.register(lambda: print('at exit', gc.get_freeze_count(), len(gc.get_objects()))); "
+        "from orchestrator.console import main; main()"
+    )
+    for args in (["--version"], ["explain", "-"]):
+        done = subprocess.run(
+            [sys.executable, "-c", probe, *args],
+            input="chronyd[894]: System clock wrong by 3601.2 seconds\n",
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env={**os.environ, "PYTHONPATH": str(REPO)},
+        )
+        assert done.returncode in (0, 1), done.stderr
+        frozen, unfrozen = map(int, done.stdout.splitlines()[-1].split()[2:])
+        assert frozen > 20_000  # start-up alone makes tens of thousands
+        assert unfrozen < 500  # what the atexit handlers made since
+
+
 class _Node:
     __slots__ = ("peer", "payload")
 
