@@ -43,7 +43,7 @@ def nothing_to_collect_at_exit() -> None:
     """Freeze every object, so the collection the interpreter runs as it exits examines none.
 
     For a process about to exit (the ``orch`` script once its command returned): that last
-    collection walked all of start-up's objects again (~40 ms of CPU, a sweep's included, since
+    collection walked all of start-up's objects again (~45 ms of CPU, a sweep's included, since
     ``sweep_gc`` unfreezes on its way out). Objects are still freed as the modules are torn
     down and atexit handlers still run; only garbage caught in reference cycles is left for the
     operating system to reclaim with the process.

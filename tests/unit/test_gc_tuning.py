@@ -67,7 +67,7 @@ def test_orch_script_raises_the_thresholds_before_loading_the_cli() -> None:
 
 
 def test_orch_script_leaves_the_exit_collection_nothing_to_examine() -> None:
-    """The interpreter's last collection would walk every start-up object again (~40 ms)."""
+    """The interpreter's last collection would walk every start-up object again (~45 ms)."""
     probe = (
         "import atexit, gc; "
         "atexit.register(lambda: print('at exit', gc.get_freeze_count(), len(gc.get_objects()))); "
