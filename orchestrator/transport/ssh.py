@@ -155,14 +155,10 @@ class SSHTransport:
         try:
             done, _ = await asyncio.wait({task}, timeout=deadline)
         except asyncio.CancelledError:
-            task.cancel()
-            with suppress(BaseException):
-                await task
+            await _cancel(task)
             raise
         if not done:
-            task.cancel()
-            with suppress(BaseException):
-                await task
+            await _cancel(task)
             error = TransportError(
                 "timeout",
                 f"{progress.where}: device deadline of {deadline:g}s reached while "
@@ -170,8 +166,7 @@ class SSHTransport:
             )
         elif task.cancelled():
             error = TransportError("error", f"{progress.where}: the SSH session was cancelled")
-        elif task.exception() is not None:
-            exc = task.exception()
+        elif (exc := task.exception()) is not None:
             error = classify_error(exc, progress.where, received_bytes=self._sent(progress))
         else:
             error = proxy_refusal(route, progress.exit_status, len(progress.stdout))
@@ -321,6 +316,13 @@ def _lost_shared(where: str, received: int) -> TransportError:
         f"{where}: the shared connection to the proxy was lost after {received} bytes of output; "
         "the proxy or the network dropped it",
     )
+
+
+async def _cancel(task: asyncio.Future[None]) -> None:
+    """Cancel ``task`` and wait for it to end, however it ends."""
+    task.cancel()
+    with suppress(BaseException):
+        await task
 
 
 async def _close_connection(conn: asyncssh.SSHClientConnection) -> None:
